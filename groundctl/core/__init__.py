@@ -1,0 +1,1 @@
+"""Pure, synchronous core: geometry, airspace, routing, energy, weather, preflight, missions."""
