@@ -1,0 +1,356 @@
+"""A delivery flight plan: route hub -> zone -> hub, legs, mission, fence, rally and parameters."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import shapely
+from pydantic import BaseModel, ConfigDict, Field
+from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from groundctl.core import mavcmd as C
+from groundctl.core.airspace import Airspace
+from groundctl.core.fleet import Airframe, DropMethod, Fleet, Hub, LandingZone, Operations, validate_landing_zone
+from groundctl.core.geo import bearing_deg, geodesic_distance_m
+from groundctl.core.mission import MissionItem
+from groundctl.core.routing import Route, RoutePlanner
+from groundctl.errors import InputError
+
+HANDLING_FLAGS = ("signature", "age_check", "controlled_substance", "hazardous", "cold_chain", "fragile")
+# These need a person at handover or special carriage: never dropped unattended by a drone.
+UNATTENDED_FORBIDDEN = {
+    "signature": "needs a recipient's signature",
+    "age_check": "needs an age check at handover",
+    "controlled_substance": "is a controlled substance that must be handed over in person",
+    "hazardous": "is dangerous goods, not carried by drone",
+}
+
+
+class Parcel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mass_kg: float = Field(gt=0, le=1000, description="gross mass including packaging")
+    length_m: float = Field(default=0.2, gt=0, le=10)
+    width_m: float = Field(default=0.15, gt=0, le=10)
+    height_m: float = Field(default=0.1, gt=0, le=10)
+    description: str = Field(default="parcel", max_length=200)
+    handling: tuple[Literal["signature", "age_check", "controlled_substance", "hazardous", "cold_chain", "fragile"], ...] = ()
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One piece of the flight for the energy model. dz_m > 0 climbs; payload_kg carried throughout."""
+
+    kind: Literal["climb", "cruise", "descent", "hover"]
+    distance_m: float = 0.0
+    course_deg: float = 0.0
+    dz_m: float = 0.0
+    hover_s: float = 0.0
+    payload_kg: float = 0.0
+    label: str = ""
+
+
+@dataclass
+class FlightPlan:
+    hub: Hub
+    zone: LandingZone
+    airframe: Airframe
+    ops: Operations
+    parcel: Parcel
+    method: DropMethod
+    route_out: Route
+    route_back: Route
+    cruise_alt_m: float  # rel_home
+    zone_ground_rel_home_m: float  # zone ground elevation minus hub elevation
+    legs: list[Leg]
+    mission: list[MissionItem]
+    fence: list[MissionItem]
+    rally: list[MissionItem]
+    params: dict[str, float]
+    fence_alt_max_m: float
+    airspace_name: str
+    warnings: list[str] = field(default_factory=list)
+    fence_zones: list[str] = field(default_factory=list)
+
+    @property
+    def distance_m(self) -> float:
+        return self.route_out.length_m + self.route_back.length_m
+
+    @property
+    def drop_seq(self) -> int:
+        """Mission index of the item that releases the parcel."""
+        for i, it in enumerate(self.mission):
+            if it.command == C.NAV_PAYLOAD_PLACE or (it.command == C.DO_GRIPPER and it.param2 == C.GRIPPER_ACTION_RELEASE):
+                return i
+        raise AssertionError("plan has no drop item")
+
+    def nominal_time_s(self) -> float:
+        """Flight time in still air from the legs (the energy model refines it with wind)."""
+        a = self.airframe
+        t = 0.0
+        for leg in self.legs:
+            if leg.kind == "cruise":
+                t += leg.distance_m / a.cruise_speed_mps
+            elif leg.kind == "climb":
+                t += leg.dz_m / a.climb_speed_mps
+            elif leg.kind == "descent":
+                t += -leg.dz_m / a.descent_speed_mps
+            t += leg.hover_s
+        return t
+
+    def summary(self) -> dict:
+        return {
+            "hub": self.hub.name,
+            "zone": self.zone.name,
+            "airframe": self.airframe.name,
+            "method": self.method,
+            "parcel_kg": self.parcel.mass_kg,
+            "distance_out_m": round(self.route_out.length_m, 1),
+            "distance_back_m": round(self.route_back.length_m, 1),
+            "waypoints_out": len(self.route_out.points_ll) - 2,
+            "cruise_alt_m": self.cruise_alt_m,
+            "nominal_flight_time_s": round(self.nominal_time_s(), 1),
+            "skirted_zones": self.route_out.skirted,
+            "mission_items": len(self.mission),
+            "fence_items": len(self.fence),
+            "rally_points": len(self.rally),
+            "fence_alt_max_m": self.fence_alt_max_m,
+            "warnings": self.warnings,
+        }
+
+
+def make_planner(airspace: Airspace, hub: Hub, ops: Operations) -> RoutePlanner:
+    return RoutePlanner(airspace, lateral_margin_m=ops.lateral_margin_m, edge_margin_m=ops.edge_margin_m,
+                        top_agl_m=ops.cruise_alt_m + ops.vertical_margin_m, ground_amsl_m=hub.elevation_m)
+
+
+def choose_airframe(fleet: Fleet, hub: Hub, parcel: Parcel, method: str) -> str:
+    """The lightest airframe based at the hub that can carry the parcel by that method.
+
+    Falls back to the lightest airframe at all, so the preflight verdict can say why it cannot.
+    """
+    based = {v.airframe for v in fleet.vehicles if v.hub == hub.name}
+    pool = [a for a in fleet.airframes if a.name in based] or list(fleet.airframes)
+    if not pool:
+        raise InputError("the fleet has no airframe", field="airframe")
+    fits = [a for a in pool if a.max_payload_kg >= parcel.mass_kg and method in a.drop_methods]
+    return min(fits or pool, key=lambda a: a.empty_mass_kg).name
+
+
+def _wp(lon: float, lat: float, alt: float, label: str = "", hold_s: float = 0.0) -> MissionItem:
+    return MissionItem(C.NAV_WAYPOINT, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=hold_s, lat=lat, lon=lon, alt=alt, label=label)
+
+
+def _legs_for(route: Route, payload_kg: float, label: str) -> list[Leg]:
+    legs = []
+    ll = route.points_ll
+    for (lon1, lat1), (lon2, lat2) in zip(ll, ll[1:]):
+        d = geodesic_distance_m(lon1, lat1, lon2, lat2)
+        if d > 0.01:
+            legs.append(Leg("cruise", distance_m=d, course_deg=bearing_deg(lon1, lat1, lon2, lat2), payload_kg=payload_kg, label=label))
+    return legs
+
+
+def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZone, parcel: Parcel, *,
+               airframe_name: str | None = None, method: DropMethod | None = None,
+               planner: RoutePlanner | None = None) -> FlightPlan:
+    """Plan one delivery. Raises InputError for a bad zone/method, NoRouteError when no path exists."""
+    hub = fleet.hub(hub_name)
+    ops = fleet.operations
+    method = method or ops.drop_method
+    if airframe_name is None:
+        airframe_name = choose_airframe(fleet, hub, parcel, method)
+    airframe = fleet.airframe(airframe_name)
+    if method not in airframe.drop_methods:
+        raise InputError(f"airframe {airframe.name!r} cannot drop by {method!r} (it can: {', '.join(airframe.drop_methods)})",
+                         field="method")
+    validate_landing_zone(zone, airspace, ops, airframe)
+    planner = planner or make_planner(airspace, hub, ops)
+    route_out = planner.route((hub.lon, hub.lat), (zone.lon, zone.lat))
+    route_back = route_out.reversed()
+
+    cruise = ops.cruise_alt_m
+    zone_ground = (zone.elevation_m - hub.elevation_m) if zone.elevation_m is not None else 0.0
+    above_zone = cruise - zone_ground  # height above the zone's ground at cruise
+    if above_zone < 10:
+        raise InputError(f"the zone's ground is {zone_ground:.0f} m above the hub: cruise height {cruise:g} m leaves "
+                         f"only {above_zone:.0f} m clearance", field="zone.elevation_m")
+    warnings: list[str] = []
+    kg = parcel.mass_kg
+
+    # -- mission ---------------------------------------------------------------------------------
+    home = MissionItem(C.NAV_WAYPOINT, C.FRAME_GLOBAL, lat=hub.lat, lon=hub.lon, alt=hub.elevation_m, label="home")
+    items = [home,
+             MissionItem(C.NAV_TAKEOFF, C.FRAME_GLOBAL_RELATIVE_ALT_INT, lat=0, lon=0, alt=cruise, label="take off"),
+             MissionItem(C.DO_CHANGE_SPEED, C.FRAME_MISSION, param1=1, param2=airframe.cruise_speed_mps, param3=-1,
+                         label="cruise speed")]
+    for lon, lat in route_out.points_ll[1:-1]:
+        items.append(_wp(lon, lat, cruise, "out"))
+    legs: list[Leg] = [Leg("climb", dz_m=cruise, payload_kg=kg, label="take off")]
+    legs += _legs_for(route_out, kg, "out")
+
+    zl, zt = zone.lon, zone.lat
+    if method == "payload_place":
+        # ArduPilot flies to the item's position at its current altitude, then descends until it senses
+        # touchdown; param1 is the maximum descent (m) and must exceed what is needed, or the parcel
+        # comes home ("PayloadPlace: Reached maximum descent").
+        max_descent = math.ceil(above_zone + 10.0)
+        items.append(MissionItem(C.NAV_PAYLOAD_PLACE, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=max_descent,
+                                 lat=zt, lon=zl, alt=cruise, label="payload place"))
+        legs += [Leg("descent", dz_m=-above_zone, payload_kg=kg, label="lower to ground"),
+                 Leg("hover", hover_s=ops.hover_at_zone_s, payload_kg=0.0, label="release"),
+                 Leg("climb", dz_m=above_zone, payload_kg=0.0, label="climb back")]
+    elif method == "gripper":
+        drop_alt = zone_ground + ops.drop_alt_m
+        items += [_wp(zl, zt, cruise, "over zone"),
+                  _wp(zl, zt, drop_alt, "down to drop height"),
+                  MissionItem(C.DO_GRIPPER, C.FRAME_MISSION, param1=1, param2=C.GRIPPER_ACTION_RELEASE, label="release"),
+                  MissionItem(C.NAV_LOITER_TIME, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=3, lat=zt, lon=zl, alt=drop_alt,
+                              label="let go"),
+                  _wp(zl, zt, cruise, "climb back")]
+        d = cruise - drop_alt
+        legs += [Leg("descent", dz_m=-d, payload_kg=kg), Leg("hover", hover_s=ops.hover_at_zone_s, payload_kg=0.0),
+                 Leg("climb", dz_m=d, payload_kg=0.0)]
+    else:  # winch
+        h_agl = min(above_zone, airframe.winch_line_m - 2.0, 25.0)
+        hover_alt = zone_ground + h_agl
+        line = h_agl + 0.5
+        pay_s = math.ceil(line / airframe.winch_rate_mps) + 3
+        items += [_wp(zl, zt, cruise, "over zone"),
+                  _wp(zl, zt, hover_alt, "winch height"),
+                  MissionItem(C.DO_WINCH, C.FRAME_MISSION, param1=1, param2=C.WINCH_RELATIVE_LENGTH_CONTROL, param3=line,
+                              param4=airframe.winch_rate_mps, label="lower parcel"),
+                  MissionItem(C.NAV_LOITER_TIME, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=pay_s, lat=zt, lon=zl, alt=hover_alt,
+                              label="lowering"),
+                  MissionItem(C.DO_GRIPPER, C.FRAME_MISSION, param1=1, param2=C.GRIPPER_ACTION_RELEASE, label="release"),
+                  MissionItem(C.NAV_LOITER_TIME, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=3, lat=zt, lon=zl, alt=hover_alt,
+                              label="let go"),
+                  MissionItem(C.DO_WINCH, C.FRAME_MISSION, param1=1, param2=C.WINCH_RELATIVE_LENGTH_CONTROL, param3=-line,
+                              param4=airframe.winch_rate_mps, label="wind in"),
+                  MissionItem(C.NAV_LOITER_TIME, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=pay_s, lat=zt, lon=zl, alt=hover_alt,
+                              label="winding in"),
+                  _wp(zl, zt, cruise, "climb back")]
+        d = cruise - hover_alt
+        legs += [Leg("descent", dz_m=-d, payload_kg=kg), Leg("hover", hover_s=pay_s + 3, payload_kg=kg),
+                 Leg("hover", hover_s=pay_s + max(0.0, ops.hover_at_zone_s - 2 * pay_s - 3), payload_kg=0.0),
+                 Leg("climb", dz_m=d, payload_kg=0.0)]
+    for lon, lat in route_back.points_ll[1:-1]:
+        items.append(_wp(lon, lat, cruise, "back"))
+    items.append(MissionItem(C.NAV_LAND, C.FRAME_GLOBAL_RELATIVE_ALT_INT, lat=hub.lat, lon=hub.lon, alt=0, label="land at hub"))
+    legs += _legs_for(route_back, 0.0, "back")
+    legs.append(Leg("descent", dz_m=-cruise, payload_kg=0.0, label="land"))
+
+    # -- fence, rally, params ----------------------------------------------------------------------
+    lowest_ground = min(0.0, zone_ground)
+    fence_alt_max = airspace.ceiling_m + lowest_ground  # rel_home; keeps every point under the AGL ceiling
+    fence, fence_zones, fw = build_fence(airspace, planner, hub, route_out, ops)
+    warnings += fw
+    rally = [MissionItem(C.NAV_RALLY_POINT, C.FRAME_GLOBAL_RELATIVE_ALT_INT, lat=hub.lat, lon=hub.lon, alt=round(cruise),
+                         label=f"hub {hub.name}")]
+    params = {
+        "FENCE_ENABLE": 1, "FENCE_TYPE": 1 | 4,  # max altitude + polygons/circles
+        "FENCE_ACTION": 1,  # AC_Fence::Action::RTL_AND_LAND
+        "FENCE_ALT_MAX": round(fence_alt_max, 1), "FENCE_MARGIN": ops.fence_margin_m,
+        "RTL_ALT": round(cruise * 100),  # centimetres
+        "WPNAV_SPEED": round(airframe.cruise_speed_mps * 100),
+    }
+    if method in ("gripper", "payload_place", "winch"):
+        params.update({"GRIP_ENABLE": 1, "GRIP_TYPE": 1, f"SERVO{airframe.gripper_servo}_FUNCTION": 28})
+    if method == "winch":
+        params.update({"WINCH_TYPE": 1})
+    return FlightPlan(hub=hub, zone=zone, airframe=airframe, ops=ops, parcel=parcel, method=method,
+                      route_out=route_out, route_back=route_back, cruise_alt_m=cruise,
+                      zone_ground_rel_home_m=zone_ground, legs=legs, mission=items, fence=fence, rally=rally,
+                      params=params, fence_alt_max_m=round(fence_alt_max, 1), airspace_name=airspace.name,
+                      warnings=warnings, fence_zones=fence_zones)
+
+
+def _ring_items(poly: Polygon, frame, command: int) -> list[MissionItem]:
+    coords = list(poly.exterior.coords)[:-1]
+    xs, ys = zip(*coords)
+    lons, lats = frame.to_lonlat(list(xs), list(ys))
+    n = len(coords)
+    return [MissionItem(command, C.FRAME_GLOBAL, param1=n, lat=round(la, 7), lon=round(lo, 7)) for lo, la in zip(lons, lats)]
+
+
+def _simplify_within(poly: BaseGeometry, must_contain: BaseGeometry, max_vertices: int) -> Polygon | None:
+    """An inclusion polygon with at most max_vertices that still covers `must_contain`."""
+    if isinstance(poly, Polygon):
+        candidates = [Polygon(poly.exterior)]
+    else:
+        candidates = [Polygon(g.exterior) for g in poly.geoms if g.intersects(must_contain)]
+        if len(candidates) != 1:
+            return None
+    p = candidates[0]
+    tol = 1.0
+    while len(p.exterior.coords) - 1 > max_vertices and tol < 5000:
+        p2 = p.simplify(tol, preserve_topology=True)
+        if not p2.covers(must_contain):
+            # simplifying may cut across the corridor: shrink first so the simplified ring stays inside
+            p2 = p.buffer(-tol).simplify(tol)
+        if isinstance(p2, Polygon) and p2.covers(must_contain):
+            p = Polygon(p2.exterior)
+        tol *= 1.6
+    return p if len(p.exterior.coords) - 1 <= max_vertices and p.covers(must_contain) else None
+
+
+def _superset_within(poly: BaseGeometry, keep_clear: BaseGeometry, max_vertices: int) -> list[Polygon]:
+    """Exclusion polygons covering `poly` with few vertices that stay clear of `keep_clear`."""
+    out = []
+    parts = [poly] if isinstance(poly, Polygon) else list(poly.geoms)
+    for part in parts:
+        p = Polygon(part.exterior)
+        if len(p.exterior.coords) - 1 > max_vertices:
+            hull = p.convex_hull
+            tol = 1.0
+            q = p
+            while len(q.exterior.coords) - 1 > max_vertices and tol < 2000:
+                q = Polygon(p.buffer(tol, join_style="mitre").simplify(tol).exterior)
+                tol *= 1.6
+            if hull.intersects(keep_clear) and not q.intersects(keep_clear):
+                p = q
+            elif not hull.intersects(keep_clear) and len(hull.exterior.coords) - 1 <= max_vertices:
+                p = hull
+            else:
+                p = q
+        out.append(p)
+    return out
+
+
+def build_fence(airspace: Airspace, planner: RoutePlanner, hub: Hub, route: Route,
+                ops: Operations) -> tuple[list[MissionItem], list[str], list[str]]:
+    """Inclusion polygon (service area), exclusions near the route, return point at the hub."""
+    frame = planner.frame
+    warnings: list[str] = []
+    corridor = LineString(route.points_xy).buffer(ops.fence_margin_m + 1.0)
+    budget = ops.fence_max_vertices - 1  # one item for the return point
+    inclusion = _simplify_within(planner.service, corridor, min(40, budget - 3))
+    items: list[MissionItem] = []
+    if inclusion is None:
+        warnings.append("service area could not be simplified to the fence vertex limit: no inclusion fence")
+    else:
+        items += _ring_items(inclusion, frame, C.NAV_FENCE_POLYGON_VERTEX_INCLUSION)
+    # exclusions for the zones nearest the route first, until the budget is spent
+    line = LineString(route.points_xy)
+    zones_xy = airspace.zones_xy if frame == airspace.frame else [frame.project(airspace.frame.unproject(z)) for z in airspace.zones_xy]
+    nearest = sorted(planner.relevant, key=lambda i: zones_xy[i].distance(line))
+    names = []
+    for i in nearest:
+        z = airspace.zones[i]
+        if z.is_circle:
+            new = [MissionItem(C.NAV_FENCE_CIRCLE_EXCLUSION, C.FRAME_GLOBAL, param1=round(z.radius_m, 1),
+                               lat=round(z.geometry_ll.y, 7), lon=round(z.geometry_ll.x, 7))]
+        else:
+            new = []
+            for p in _superset_within(zones_xy[i], corridor, 12):
+                new += _ring_items(p, frame, C.NAV_FENCE_POLYGON_VERTEX_EXCLUSION)
+        if len(items) + len(new) > budget:
+            warnings.append(f"fence item limit {ops.fence_max_vertices} reached: zone {z.name!r} and farther ones are not in the fence")
+            break
+        items += new
+        names.append(z.name)
+    items.append(MissionItem(C.NAV_FENCE_RETURN_POINT, C.FRAME_GLOBAL, lat=hub.lat, lon=hub.lon, label="return point"))
+    return items, names, warnings

@@ -1,0 +1,1 @@
+"""Faces: the CLI, the HTTP API and the map page."""

@@ -1,0 +1,1 @@
+"""Runtime: asyncio MAVLink links, vehicle sessions, delivery flights, the store."""
