@@ -1,0 +1,109 @@
+"""`python -m sim ...`: parse flags, build the vehicles, print SIM READY lines, run."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+
+from .link import TcpServer, UdpPort
+from .runner import Runner
+from .vehicle import Options, Vehicle
+
+DEFAULT_HOME = "-35.363261,149.165230,584,353"
+COUNT_SPACING_M = 5.0
+
+
+def _hostport(s: str) -> tuple[str, int]:
+    host, _, port = s.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def _floats(s: str, n: int) -> tuple[float, ...]:
+    parts = [float(x) for x in s.split(",")]
+    if len(parts) != n:
+        raise argparse.ArgumentTypeError(f"expected {n} comma separated numbers, got {s!r}")
+    return tuple(parts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
+    p.add_argument("--home", default=DEFAULT_HOME, type=lambda s: _floats(s, 4),
+                   help="LAT,LON,ALT_AMSL_M,HEADING_DEG (default: ArduPilot SITL's CMAC)")
+    p.add_argument("--tcp", action="append", default=[], metavar="HOST:PORT",
+                   help="TCP server (port 0 = ephemeral); several clients may connect")
+    p.add_argument("--udp-out", action="append", default=[], metavar="HOST:PORT",
+                   help="send to a GCS listening at HOST:PORT; answer whoever sends to us")
+    p.add_argument("--udp-in", action="append", default=[], metavar="HOST:PORT",
+                   help="listen on HOST:PORT; reply to the last sender")
+    p.add_argument("--sysid", type=int, default=1)
+    p.add_argument("--count", type=int, default=1, help="vehicles in this process, sysids sysid..")
+    p.add_argument("--speedup", type=float, default=1.0)
+    p.add_argument("--wind-mps", type=float, default=0.0)
+    p.add_argument("--wind-dir-deg", type=float, default=0.0, help="direction the wind comes FROM")
+    p.add_argument("--payload-kg", type=float, default=0.0, help="mass of the parcel once grabbed")
+    p.add_argument("--battery-wh", type=float, default=100.0)
+    p.add_argument("--battery-pct", type=float, default=100.0, help="charge at start")
+    p.add_argument("--mass-kg", type=float, default=3.0, help="airframe empty mass")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--loss", type=float, default=0.0, help="drop each packet with this probability")
+    p.add_argument("--cut-after-takeoff", type=float, default=None, metavar="S",
+                   help="cut the link S sim seconds after takeoff ...")
+    p.add_argument("--cut-for", type=float, default=0.0, metavar="S", help="... for S sim seconds")
+    p.add_argument("--gripper-jam", action="store_true",
+                   help="gripper reports released but the parcel stays attached")
+    p.add_argument("--obstacle", action="append", default=[], type=lambda s: _floats(s, 4),
+                   metavar="LAT,LON,RADIUS_M,HEIGHT_M")
+    p.add_argument("--no-ekf-s", type=float, default=5.0,
+                   help="sim seconds until the EKF has an origin and position")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if not (args.tcp or args.udp_out or args.udp_in):
+        args.tcp = ["127.0.0.1:5760"]
+    runner = Runner(args.speedup)
+    lat, lon, alt, hdg = args.home
+    for i in range(args.count):
+        # a few metres apart along east so vehicles do not share a spot
+        dlon = (i * COUNT_SPACING_M) / (111319.49 * max(math.cos(math.radians(lat)), 0.01))
+        opts = Options(home=(lat, lon + dlon, alt, hdg), speedup=args.speedup,
+                       wind_mps=args.wind_mps, wind_dir_deg=args.wind_dir_deg,
+                       payload_kg=args.payload_kg, battery_wh=args.battery_wh,
+                       battery_pct=args.battery_pct, mass_kg=args.mass_kg, seed=args.seed,
+                       loss=args.loss, cut_after_takeoff=args.cut_after_takeoff,
+                       cut_for=args.cut_for, gripper_jam=args.gripper_jam,
+                       obstacles=list(args.obstacle), no_ekf_s=args.no_ekf_s)
+        v = Vehicle(runner, args.sysid + i, opts)
+        runner.vehicles.append(v)
+        urls = []
+        for spec in args.tcp:
+            host, port = _hostport(spec)
+            urls.append(TcpServer(v, runner, host, port + i if port else 0).url())
+        for spec in args.udp_in:
+            host, port = _hostport(spec)
+            urls.append(UdpPort(v, runner, host, port + i if port else 0, out=False).url())
+        for spec in args.udp_out:
+            host, port = _hostport(spec)
+            urls.append(UdpPort(v, runner, host, port + i, out=True).url())
+        print(f"SIM READY sysid={v.sysid} " + " ".join(urls), flush=True)
+
+    def stop(*_):
+        runner.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        runner.run()
+    finally:
+        for v in runner.vehicles:
+            for link in list(v.links):
+                if getattr(link, "closable", False):
+                    link.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
