@@ -16,6 +16,7 @@ from groundctl.core.airspace import Airspace
 from groundctl.core.fleet import Airframe, DropMethod, Fleet, Hub, LandingZone, Operations, validate_landing_zone
 from groundctl.core.geo import bearing_deg, geodesic_distance_m
 from groundctl.core.mission import MissionItem
+from groundctl.core.planfiles import canonical_fence
 from groundctl.core.routing import Route, RoutePlanner
 from groundctl.errors import InputError
 
@@ -241,6 +242,8 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
         items.append(_wp(lon, lat, cruise, "back"))
     items.append(MissionItem(C.NAV_LAND, C.FRAME_GLOBAL_RELATIVE_ALT_INT, lat=hub.lat, lon=hub.lon, alt=0, label="land at hub"))
     legs += _legs_for(route_back, 0.0, "back")
+    # MAVLink carries positions as int32 1e-7 degrees: plan with exactly what the vehicle will store
+    items = [it.with_(lat=round(it.lat, 7), lon=round(it.lon, 7)) for it in items]
     legs.append(Leg("descent", dz_m=-cruise, payload_kg=0.0, label="land"))
 
     # -- fence, rally, params ----------------------------------------------------------------------
@@ -353,4 +356,4 @@ def build_fence(airspace: Airspace, planner: RoutePlanner, hub: Hub, route: Rout
         items += new
         names.append(z.name)
     items.append(MissionItem(C.NAV_FENCE_RETURN_POINT, C.FRAME_GLOBAL, lat=hub.lat, lon=hub.lon, label="return point"))
-    return items, names, warnings
+    return canonical_fence(items), names, warnings

@@ -187,7 +187,7 @@ class RoutePlanner:
         if path is None:
             raise NoRouteError(self._disconnected_reason(s, g), field="route")
         pts = [tuple(sg[0])] + [tuple(self.nodes[i]) for i in path] + [tuple(sg[1])]
-        return [(float(x), float(y)) for x, y in pts]
+        return _drop_collinear([(float(x), float(y)) for x, y in pts])
 
     def _astar(self, S: int, G: int, from_start, to_goal: dict[int, float], goal: np.ndarray):
         nodes = self.nodes
@@ -258,6 +258,20 @@ class RoutePlanner:
         line = LineString(pts)
         hits = self._obstacle_tree.query(line, predicate="dwithin", distance=self.lateral_margin_m + 1.0)
         return sorted({self.airspace.zones[self.relevant[int(i)]].name for i in hits})
+
+
+def _drop_collinear(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Remove corners the path passes straight through: they are not waypoints an autopilot needs."""
+    out = [pts[0]]
+    for i in range(1, len(pts) - 1):
+        ax, ay = out[-1]
+        bx, by = pts[i]
+        cx, cy = pts[i + 1]
+        cross = (bx - ax) * (cy - by) - (by - ay) * (cx - bx)
+        if abs(cross) > 1e-9 * math.hypot(bx - ax, by - ay) * math.hypot(cx - bx, cy - by) + 1e-9:
+            out.append(pts[i])
+    out.append(pts[-1])
+    return out
 
 
 def _orient(geom: BaseGeometry) -> BaseGeometry:

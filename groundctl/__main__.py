@@ -1,0 +1,3 @@
+from groundctl.faces.cli import app
+
+app(prog_name="groundctl")
