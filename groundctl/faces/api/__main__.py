@@ -1,0 +1,5 @@
+import sys
+
+from groundctl.faces.api.serve import main
+
+sys.exit(main())

@@ -1,0 +1,71 @@
+"""create_app(settings) -> FastAPI: the ground-station service over HTTP."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from groundctl.faces.api import problems
+from groundctl.faces.api.routes import airspace, deliveries, fleet, live, recipients, zones
+from groundctl.runtime.service import Service, Settings
+
+log = logging.getLogger("groundctl.api")
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+PROBLEM = {"description": "problem details", "content": {"application/problem+json": {"schema": {
+    "type": "object", "required": ["type", "title", "status", "detail", "errors"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"},
+                   "errors": {"type": "array", "items": {"type": "object", "properties": {
+                       "field": {"type": ["string", "null"]}, "reason": {"type": "string"}}}}}}}}}
+ERRORS = {code: PROBLEM for code in (400, 401, 404, 409, 413, 422, 500, 502)}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    keys = tuple(settings.operator_keys)
+    if not keys:
+        keys = ("dev-" + secrets.token_urlsafe(16),)
+        log.warning("no operator key configured (GROUNDCTL_OPERATOR_KEYS); using %s for this run", keys[0])
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service.live.start()
+        if settings.resume_flights:
+            resumed = await service.resume_all()
+            if resumed:
+                log.info("resumed monitoring of deliveries %s", resumed)
+        try:
+            yield
+        finally:
+            await service.stop()
+            service.store.close()
+
+    app = FastAPI(title="groundctl", version="0.1.0", lifespan=lifespan, responses=ERRORS,
+                  description="Drone parcel delivery ground station: recipients register landing zones, "
+                              "operators plan, dispatch and watch deliveries.")
+    app.state.service = service
+    app.state.settings = settings
+    app.state.operator_keys = keys
+    problems.install(app)
+    app.add_middleware(problems.BodyLimit, max_bytes=settings.max_body_bytes)
+    for r in (recipients, zones, fleet, airspace, deliveries, live):
+        app.include_router(r.router)
+
+    @app.get("/healthz", tags=["meta"], summary="Liveness: does nothing else")
+    async def healthz() -> dict:
+        return {"ok": True}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,69 @@
+"""Operators' live view (WebSocket), KPIs, and the data behind the map page."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from groundctl.faces.api.deps import Operator, ServiceDep, api_key_header, key_ok
+
+router = APIRouter(prefix="/api/v1", tags=["operators"])
+
+
+def _utc(d: datetime | None) -> datetime | None:
+    if d is None:
+        return None
+    return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+
+
+@router.get("/kpis", summary="Operator KPIs over a period (by dispatch time; naive times are UTC)")
+async def kpis(_: Operator, svc: ServiceDep, since: Annotated[datetime | None, Query()] = None,
+               until: Annotated[datetime | None, Query()] = None) -> dict:
+    return await run_in_threadpool(svc.kpis, _utc(since), _utc(until))
+
+
+@router.get("/live", summary="Latest position and phase of every vehicle (the WebSocket sends the same)")
+async def live(_: Operator, svc: ServiceDep) -> dict:
+    return svc.live.snapshot()
+
+
+@router.get("/map", summary="Everything the map draws; zones and routes only for an operator")
+async def map_data(request: Request, svc: ServiceDep,
+                   key: Annotated[str | None, Depends(api_key_header)] = None) -> dict:
+    return await run_in_threadpool(svc.map_data, key_ok(request, key))
+
+
+@router.websocket("/live/ws")
+async def live_ws(ws: WebSocket, key: str | None = None) -> None:
+    # browsers cannot set headers on a WebSocket: the key comes as ?key=
+    if not key_ok(ws, key or ws.headers.get("x-api-key")):
+        await ws.close(code=1008, reason="missing or invalid operator key")
+        return
+    hub = ws.app.state.service.live
+    await ws.accept()
+    q = hub.subscribe()
+    recv = None
+    try:
+        await ws.send_json(hub.snapshot())
+        recv = asyncio.ensure_future(ws.receive())
+        while True:
+            get = asyncio.ensure_future(q.get())
+            done, _ = await asyncio.wait({get, recv}, return_when=asyncio.FIRST_COMPLETED)
+            if recv in done:
+                get.cancel()
+                msg = recv.result()
+                if msg["type"] == "websocket.disconnect":
+                    return
+                recv = asyncio.ensure_future(ws.receive())  # clients may ping; nothing to answer
+                continue
+            await ws.send_text(get.result())
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        hub.unsubscribe(q)
+        if recv is not None and not recv.done():
+            recv.cancel()

@@ -1,0 +1,89 @@
+"""`groundctl serve`: the service on uvicorn with the example airspace and a simulated fleet.
+
+One `python -m sim` process per vehicle, started at its hub through sim.launch; each vehicle's
+connection URL is written into the fleet so deliveries dispatched to it fly on the simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from groundctl.faces.api.app import create_app
+from groundctl.runtime.service import Settings
+
+log = logging.getLogger("groundctl.serve")
+
+
+def start_fleet_sims(app, speedup: float = 1.0) -> list:
+    """Start a simulator per vehicle at its hub and point the vehicle at it; returns the sim handles."""
+    from sim.launch import start_sim  # noqa: PLC0415  (sim is a peer package, only needed here)
+
+    svc = app.state.service
+    fleet = svc.fleet()
+    handles = []
+    try:
+        for v in fleet.vehicles:
+            hub, frame = fleet.hub(v.hub), fleet.airframe(v.airframe)
+            h = start_sim(["--home", f"{hub.lat},{hub.lon},{hub.elevation_m},{hub.heading_deg}",
+                           "--sysid", str(v.sysid), "--speedup", str(speedup),
+                           "--battery-wh", str(frame.battery_wh), "--mass-kg", str(frame.empty_mass_kg),
+                           "--tcp", "127.0.0.1:0"])
+            handles.append(h)
+            url = h.by_sysid[v.sysid][0]
+            svc.put_fleet_item("vehicle", v.name, {**v.model_dump(mode="json"), "connection": url})
+            print(f"  sim for {v.name} (sysid {v.sysid}) at hub {hub.name}: {url}", flush=True)
+    except BaseException:
+        for h in handles:
+            h.stop()
+        raise
+    return handles
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, *, data_dir: str | Path | None = None,
+          settings: Settings | None = None, sim: bool = True, speedup: float = 1.0,
+          log_level: str = "info") -> None:
+    """Run the service until interrupted. Prints the operator key when none is configured."""
+    settings = settings or Settings.from_env()
+    if data_dir is not None:
+        settings.data_dir = Path(data_dir)
+    if not settings.operator_keys:
+        settings.operator_keys = ("dev-" + secrets.token_urlsafe(16),)
+        print(f"operator key for this run (set GROUNDCTL_OPERATOR_KEYS to choose your own): "
+              f"{settings.operator_keys[0]}", flush=True)
+    app = create_app(settings)
+    with contextlib.ExitStack() as stack:
+        if sim:
+            print("starting the simulated fleet:", flush=True)
+            for h in start_fleet_sims(app, speedup):
+                stack.callback(h.stop)
+        print(f"map: http://{host}:{port}/?key={settings.operator_keys[0]}   API docs: http://{host}:{port}/docs",
+              flush=True)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m groundctl.faces.api", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data", default=None, help="data directory (default ./data or $GROUNDCTL_DATA)")
+    p.add_argument("--no-sim", action="store_true", help="do not start simulators for the fleet")
+    p.add_argument("--speedup", type=float, default=1.0, help="simulator time speed-up")
+    p.add_argument("--scenario", default=None, help="directory with airspace.geojson + fleet.toml to seed from")
+    p.add_argument("--log-level", default="info")
+    a = p.parse_args(argv)
+    s = Settings.from_env()
+    if a.scenario:
+        s.scenario_dir = Path(a.scenario)
+    serve(a.host, a.port, data_dir=a.data, settings=s, sim=not a.no_sim, speedup=a.speedup, log_level=a.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
