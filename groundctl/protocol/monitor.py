@@ -1,0 +1,479 @@
+"""Flight monitor: vehicle state + raw messages -> delivery phases, faults and reactions.
+
+What ArduPilot really sends during a delivery, checked in its source:
+- MISSION_CURRENT carries the current *nav* command (GCS_Common.cpp send_mission_current with
+  mission.get_current_nav_index()). A DO item (DO_GRIPPER, DO_WINCH) never shows there: it is started
+  when the nav item after it becomes current (AP_Mission.cpp advance_current_nav_cmd), and announced
+  with "Mission: <index> Gripper" / "Mission: <index> Winch" (AP_Mission::start_command).
+- NAV_PAYLOAD_PLACE (ArduCopter/mode_auto.cpp PayloadPlace::run) says "PayloadPlace: payload release
+  thrust threshold: <x>" at touchdown, "PayloadPlace: Releasing the gripper", and on failure
+  "PayloadPlace: Reached maximum descent", "PayloadPlace: Abort: Gripper Open", "PayloadPlace:
+  PLDP_RNG_MAX set and rangefinder not enabled". MISSION_ITEM_REACHED comes only after the climb back.
+- the servo gripper (AP_Gripper_Servo.cpp) says "Gripper load releasing" then "Gripper load released";
+  there is no gripper status message.
+- fences: "<Polygon|Max Alt|...> fence(s) breached" (AC_Fence.cpp print_fence_message) and "Fence
+  breach cleared" (ArduCopter/fence.cpp), besides FENCE_STATUS.
+- the final NAV_LAND never produces MISSION_ITEM_REACHED: the flight ends at disarm.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable
+
+from groundctl.core import mavcmd as C
+from groundctl.core.mission import MissionItem
+from groundctl.protocol.telemetry import StatusText, VehicleState
+from groundctl.runtime.events import PHASES, DeliveryEvent
+
+_RTL_MODES = {"RTL", "SMART_RTL", "AUTO_RTL", "LAND"}
+_FENCE_BREACHED = re.compile(r"fences? breached$")
+_PP_FAIL = ("PayloadPlace: Reached maximum descent", "PayloadPlace: Abort",
+            "PayloadPlace: PLDP_RNG_MAX set and rangefinder not enabled")
+_RELEASE_TEXTS = ("PayloadPlace: Releasing the gripper", "PayloadPlace: Manual release",
+                  "Gripper load releasing", "Gripper load released")
+_ONE_SHOT = set(PHASES) | {"armed", "drop_failed", "low_battery", "aborted", "rtl"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Haversine on a sphere: good to 0.5 % and cheap enough to run on every position update."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 12_742_000.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass
+class FlightSpec:
+    """What the monitor needs to know about the plan (see `from_plan`).
+
+    Energy: the rest of the flight needs `energy_needed_wh(state, mission_seq)` if given, else
+    `wh_per_m` times the remaining path along the mission; low_battery fires when the battery holds
+    less than that plus `reserve_wh`. With neither, only the reserve is checked.
+    """
+
+    mission: list[MissionItem]
+    drop_seq: int
+    method: str  # "payload_place" | "gripper" | "winch"
+    zone_lat: float
+    zone_lon: float
+    hub_lat: float
+    hub_lon: float
+    battery_wh: float
+    wh_per_m: float | None = None
+    reserve_wh: float = 0.0
+    energy_needed_wh: Callable[[VehicleState, int | None], float] | None = None
+    zone_radius_m: float = 15.0
+    jam_min_drop: float = 0.04  # fraction of level-flight throttle a release must take off
+    link_timeout_s: float = 3.0
+
+    @classmethod
+    def from_plan(cls, plan: Any, **kw: Any) -> "FlightSpec":
+        """From a core.plan.FlightPlan; usable battery = battery_wh x battery_usable_fraction."""
+        a = plan.airframe
+        kw.setdefault("battery_wh", a.battery_wh * a.battery_usable_fraction)
+        return cls(mission=list(plan.mission), drop_seq=plan.drop_seq, method=plan.method,
+                   zone_lat=plan.zone.lat, zone_lon=plan.zone.lon, hub_lat=plan.hub.lat, hub_lon=plan.hub.lon, **kw)
+
+
+@dataclass
+class _Samples:
+    hover: deque = field(default_factory=lambda: deque(maxlen=40))
+    level: deque = field(default_factory=lambda: deque(maxlen=40))
+
+
+class FlightMonitor:
+    """Turn what the vehicle says into DeliveryEvents, at most one per occurrence.
+
+    Feed it every message: `feed(msg, now)` updates `state` and observes; if the runtime updates a
+    shared VehicleState itself, call `observe(msg, text, now)` with what `state.update` returned.
+    Call `poll(now)` about once a second (link loss is noticed by silence). Drain `take_events()`
+    and `take_reactions()`; a reaction is (action, reason) with action "rtl" or "cancel".
+
+    To resume after a restart, pass the kinds of the events already stored, in order, as `seen`:
+    phases and one-shot faults are not emitted again, and the link/fence state picks up from them.
+    `clock_anchor` = (monotonic, wall datetime) of one instant maps `now` to event times.
+    """
+
+    def __init__(self, spec: FlightSpec, state: VehicleState | None = None, *, seen: Iterable[str] = (),
+                 clock_anchor: tuple[float, datetime] | None = None) -> None:
+        self.spec = spec
+        self.state = state if state is not None else VehicleState()
+        self.events: list[DeliveryEvent] = []
+        self.reactions: list[tuple[str, str]] = []
+        self._anchor = clock_anchor or (0.0, _EPOCH)
+        m = spec.mission
+        self._takeoff_seq = next((i for i, it in enumerate(m) if it.command == C.NAV_TAKEOFF), 1)
+        self._zone_seq = self._first_at_zone()
+        self._lower_seq = self._find_lower_seq()
+        self._after_seq = spec.drop_seq if m[spec.drop_seq].is_nav else self._next_nav(spec.drop_seq)
+        self._return_seq = self._find_return_seq()
+        self._rest_m = self._remaining_path()
+        # flight state
+        self.phase = "preflight"
+        self._once: set[str] = set()
+        self.armed_seen = False
+        self.airborne = False
+        self.released = False
+        self.drop_failed = False
+        self.link_lost = False
+        self._hb_seen = False
+        self._breached = False
+        self._breach_count = 0
+        self._sync_breach = False
+        self._reached: set[int] = set()
+        self._low_since: float | None = None
+        self._pp_touchdown = False
+        self._release_t: float | None = None
+        self._before, self._after = _Samples(), _Samples()
+        self._jam_decided = False
+        self.drop_lat: float | None = None
+        self.drop_lon: float | None = None
+        self.drop_alt_rel_m: float | None = None
+        self.drop_time: datetime | None = None
+        self.takeoff_time: datetime | None = None
+        self.landed_time: datetime | None = None
+        self._resume(list(seen))
+
+    # -- plan geometry ---------------------------------------------------------------------------
+    def _has_pos(self, it: MissionItem) -> bool:
+        return it.is_nav and not (it.lat == 0 and it.lon == 0)
+
+    def _near_zone(self, it: MissionItem) -> bool:
+        return self._has_pos(it) and distance_m(it.lat, it.lon, self.spec.zone_lat, self.spec.zone_lon) <= self.spec.zone_radius_m
+
+    def _first_at_zone(self) -> int:
+        for i in range(1, self.spec.drop_seq + 1):
+            if self._near_zone(self.spec.mission[i]):
+                return i
+        return self.spec.drop_seq
+
+    def _find_lower_seq(self) -> int | None:
+        """The nav item that takes the vehicle down towards the parcel's release height, if any."""
+        m, z = self.spec.mission, self._zone_seq
+        for i in range(z + 1, self.spec.drop_seq):
+            if m[i].is_nav and m[i].alt < m[z].alt - 1.0:
+                return i
+        return None
+
+    def _next_nav(self, seq: int) -> int:
+        m = self.spec.mission
+        return next((i for i in range(seq + 1, len(m)) if m[i].is_nav), len(m) - 1)
+
+    def _find_return_seq(self) -> int:
+        m = self.spec.mission
+        for i in range(self._after_seq + 1, len(m)):
+            if m[i].is_nav and (not self._near_zone(m[i]) or m[i].command in (C.NAV_LAND, C.NAV_RETURN_TO_LAUNCH)):
+                return i
+        return len(m) - 1
+
+    def _remaining_path(self) -> list[float]:
+        """For each seq: metres from that item's position to the end of the mission."""
+        m = self.spec.mission
+        rest = [0.0] * (len(m) + 1)
+        nxt: MissionItem | None = None
+        for i in range(len(m) - 1, -1, -1):
+            it = m[i]
+            if self._has_pos(it):
+                rest[i] = rest[i + 1] + (distance_m(it.lat, it.lon, nxt.lat, nxt.lon) if nxt else 0.0)
+                nxt = it
+            else:
+                rest[i] = rest[i + 1]
+        self._next_pos = [None] * len(m)
+        nxt = None
+        for i in range(len(m) - 1, -1, -1):
+            if self._has_pos(m[i]):
+                nxt = m[i]
+            self._next_pos[i] = (i, nxt) if nxt is not None else None
+        return rest
+
+    # -- resume ----------------------------------------------------------------------------------
+    def _resume(self, seen: list[str]) -> None:
+        for kind in seen:
+            if kind in _ONE_SHOT:
+                self._once.add(kind)
+            if kind in PHASES and PHASES.index(kind) > PHASES.index(self.phase):
+                self.phase = kind
+            if kind == "link_lost":
+                self.link_lost = True
+            elif kind == "link_restored":
+                self.link_lost = False
+            elif kind == "fence_breach":
+                self._breached, self._sync_breach = True, True
+        self.armed_seen = "armed" in self._once or self._idx(self.phase) >= 1
+        self.airborne = 1 <= self._idx(self.phase) < self._idx("landed")
+        self.released = "released" in self._once or self._idx(self.phase) >= self._idx("released") and "drop_failed" not in self._once
+        self.drop_failed = "drop_failed" in self._once
+        if self.released or self.drop_failed:
+            self._jam_decided = True  # its samples died with the old process
+
+    # -- output ----------------------------------------------------------------------------------
+    def _wall(self, now: float) -> datetime:
+        return self._anchor[1] + timedelta(seconds=now - self._anchor[0])
+
+    def _emit(self, kind: str, now: float, message: str = "", **data: Any) -> DeliveryEvent | None:
+        if kind in _ONE_SHOT:
+            if kind in self._once:
+                return None
+            self._once.add(kind)
+        s = self.state
+        data.setdefault("mission_seq", s.mission_seq)
+        data["mono"] = now
+        ev = DeliveryEvent(kind=kind, time=self._wall(now), lat=s.lat, lon=s.lon, alt_rel_m=s.alt_rel_m,
+                           message=message, data=data)
+        self.events.append(ev)
+        return ev
+
+    def take_events(self) -> list[DeliveryEvent]:
+        ev, self.events = self.events, []
+        return ev
+
+    def take_reactions(self) -> list[tuple[str, str]]:
+        r, self.reactions = self.reactions, []
+        return r
+
+    @staticmethod
+    def _idx(phase: str) -> int:
+        return PHASES.index(phase)
+
+    def _to_phase(self, phase: str, now: float, message: str = "") -> None:
+        if self._idx(phase) > self._idx(self.phase):
+            self.phase = phase
+            self._emit(phase, now, message)
+
+    # -- input -----------------------------------------------------------------------------------
+    def feed(self, msg: Any, now: float) -> None:
+        self.observe(msg, self.state.update(msg, now), now)
+
+    def observe(self, msg: Any, text: StatusText | None, now: float) -> None:
+        s = self.state
+        if s.sysid is not None and msg.get_srcSystem() != s.sysid:
+            return
+        t = msg.get_type()
+        if t == "HEARTBEAT":
+            if s.last_heartbeat == now:
+                self._hb_seen = True
+                if self.link_lost:
+                    self.link_lost = False
+                    self._emit("link_restored", now, "heartbeat again")
+        elif t == "MISSION_ITEM_REACHED":
+            self._reached.add(msg.seq)
+        elif t == "FENCE_STATUS":
+            self._fence_status(msg, now)
+        elif t == "VFR_HUD":
+            self._sample(now)
+        elif t in ("SYS_STATUS", "BATTERY_STATUS"):
+            self._battery(now)
+        if text is not None:
+            self._text(text.text, now)
+        self._advance(now)
+
+    def poll(self, now: float) -> None:
+        """Timers: link loss by heartbeat silence."""
+        if self._hb_seen and not self.link_lost and not self.state.link_ok(now, self.spec.link_timeout_s):
+            self.link_lost = True
+            age = now - (self.state.last_heartbeat or now)
+            self._emit("link_lost", now, f"no heartbeat for {age:.1f} s", heartbeat_age_s=round(age, 1))
+
+    def abort(self, now: float, reason: str = "operator abort") -> None:
+        """Operator abort: the runtime is asked to bring the vehicle home (or not to launch)."""
+        if self._emit("aborted", now, reason) is None:
+            return
+        self.reactions.append(("rtl" if self.airborne else "cancel", reason))
+
+    # -- rules -----------------------------------------------------------------------------------
+    def _text(self, text: str, now: float) -> None:
+        if text.startswith(_PP_FAIL) and not self.released:
+            self._fail_drop(now, text)
+        elif text.startswith("PayloadPlace: payload release thrust threshold") or text == "PayloadPlace: landed":
+            self._pp_touchdown = True
+        elif text.startswith(_RELEASE_TEXTS) and self.airborne and self._idx(self.phase) >= self._idx("en_route"):
+            self._release(now, text)
+        elif _FENCE_BREACHED.search(text) and not self._breached:
+            self._breached, self._sync_breach = True, True
+            self._emit("fence_breach", now, text)
+        elif text == "Fence breach cleared":
+            self._breached = False
+
+    def _fence_status(self, m: Any, now: float) -> None:
+        if self._sync_breach:
+            self._sync_breach = False
+            self._breach_count = max(self._breach_count, m.breach_count)
+            self._breached = bool(m.breach_status)
+            return
+        if m.breach_status and (not self._breached or m.breach_count > self._breach_count):
+            self._emit("fence_breach", now, f"fence breach type {m.breach_type}", breach_type=m.breach_type,
+                       breach_count=m.breach_count)
+        self._breached = bool(m.breach_status)
+        self._breach_count = max(self._breach_count, m.breach_count)
+
+    def _release(self, now: float, text: str) -> None:
+        if self.released or self.drop_failed:
+            return
+        s = self.state
+        self.released = True
+        self._release_t = now
+        self.drop_lat, self.drop_lon, self.drop_alt_rel_m, self.drop_time = s.lat, s.lon, s.alt_rel_m, self._wall(now)
+        dist = None
+        if s.lat is not None:
+            dist = round(distance_m(s.lat, s.lon, self.spec.zone_lat, self.spec.zone_lon), 1)
+        if self._idx(self.phase) < self._idx("released"):
+            self.phase = "released"
+        self._emit("released", now, text, drop_distance_m=dist)
+
+    def _fail_drop(self, now: float, reason: str) -> None:
+        if self.drop_failed:
+            return
+        self.drop_failed = True
+        self._emit("drop_failed", now, reason)
+
+    def _advance(self, now: float) -> None:
+        s, sp = self.state, self.spec
+        seq = s.mission_seq
+        if s.armed and not self.armed_seen:
+            self.armed_seen = True
+            self._emit("armed", now)
+        if self.phase == "preflight" and s.armed and (
+                (s.alt_rel_m is not None and s.alt_rel_m > 1.0)
+                or (s.mode == "AUTO" and seq is not None and seq >= self._takeoff_seq)):
+            self.airborne = True
+            self.takeoff_time = self._wall(now)
+            self._to_phase("taking_off", now)
+        if not self.airborne:
+            return
+        if not s.armed:
+            self.airborne = False
+            self.landed_time = self._wall(now)
+            self._to_phase("landed", now, "disarmed")
+            return
+        at = self._idx(self.phase)
+        if at < self._idx("returning") and s.mode in _RTL_MODES:
+            self._to_phase("returning", now, f"mode {s.mode}")
+            return
+        if seq is None:
+            return
+        if self.phase == "taking_off" and (seq > self._takeoff_seq or self._takeoff_seq in self._reached):
+            self._to_phase("en_route", now)
+        if self.phase == "en_route" and seq >= self._zone_seq and (
+                seq > self._zone_seq or self._zone_seq in self._reached or self._near(sp.zone_lat, sp.zone_lon)):
+            self._to_phase("at_zone", now)
+        if self.phase == "at_zone" and self._lowering(seq):
+            self._to_phase("lowering", now)
+        if not self.released and not self.drop_failed and (
+                seq > self._after_seq or (self._after_seq in self._reached and seq >= self._after_seq)):
+            self._fail_drop(now, "the mission moved past the drop with no release seen")
+        if (self.released or self.drop_failed) and self._idx(self.phase) < self._idx("returning") \
+                and seq >= self._return_seq:
+            self._to_phase("returning", now)
+
+    def _near(self, lat: float, lon: float) -> bool:
+        s = self.state
+        return s.lat is not None and distance_m(s.lat, s.lon, lat, lon) <= self.spec.zone_radius_m
+
+    def _lowering(self, seq: int) -> bool:
+        sp, s = self.spec, self.state
+        if sp.method == "payload_place":
+            item = sp.mission[sp.drop_seq]
+            return self._pp_touchdown or (seq == sp.drop_seq and s.alt_rel_m is not None
+                                          and s.alt_rel_m < item.alt - 2.0 and self._near(sp.zone_lat, sp.zone_lon))
+        if sp.method == "winch" and ((s.winch_line_m or 0.0) > 0.5 or seq > self._winch_lower_seq()):
+            return True
+        return self._lower_seq is not None and seq >= self._lower_seq
+
+    def _winch_lower_seq(self) -> int:
+        """The nav item running while the winch pays out (after DO_WINCH with a positive length)."""
+        m = self.spec.mission
+        for i in range(self._zone_seq, self.spec.drop_seq):
+            if m[i].command == C.DO_WINCH and m[i].param3 > 0:
+                return self._next_nav(i)
+        return self.spec.drop_seq
+
+    # -- energy ----------------------------------------------------------------------------------
+    def remaining_wh(self) -> float | None:
+        s = self.state
+        if s.battery_pct is not None:
+            return self.spec.battery_wh * s.battery_pct / 100.0
+        if s.energy_consumed_wh is not None:
+            return self.spec.battery_wh - s.energy_consumed_wh
+        return None
+
+    def needed_wh(self) -> float:
+        s, sp = self.state, self.spec
+        if sp.energy_needed_wh is not None:
+            return sp.energy_needed_wh(s, s.mission_seq)
+        if not sp.wh_per_m:
+            return 0.0
+        return sp.wh_per_m * self.remaining_path_m()
+
+    def remaining_path_m(self) -> float:
+        s, sp = self.state, self.spec
+        if s.lat is None:
+            return self._rest_m[0]
+        seq = s.mission_seq
+        if seq is None or s.mode in _RTL_MODES or self.phase == "returning" and seq >= len(sp.mission):
+            return distance_m(s.lat, s.lon, sp.hub_lat, sp.hub_lon)
+        nxt = self._next_pos[min(seq, len(sp.mission) - 1)]
+        if nxt is None:
+            return distance_m(s.lat, s.lon, sp.hub_lat, sp.hub_lon)
+        i, it = nxt
+        return distance_m(s.lat, s.lon, it.lat, it.lon) + self._rest_m[i]
+
+    def _battery(self, now: float) -> None:
+        if not self.airborne or "low_battery" in self._once:
+            return
+        have = self.remaining_wh()
+        if have is None:
+            return
+        need = self.needed_wh() + self.spec.reserve_wh
+        if have >= need:
+            self._low_since = None
+            return
+        # one low reading can be a sag under load: it must last
+        if self._low_since is None:
+            self._low_since = now
+            return
+        if now - self._low_since < 2.0:
+            return
+        reason = f"battery holds {have:.1f} Wh, the rest of the flight needs {need:.1f} Wh with reserve"
+        self._emit("low_battery", now, reason, remaining_wh=round(have, 1), needed_wh=round(need, 1))
+        if self._idx(self.phase) < self._idx("returning"):
+            self.reactions.append(("rtl", reason))
+
+    # -- gripper jam -----------------------------------------------------------------------------
+    def _sample(self, now: float) -> None:
+        s = self.state
+        if not self.airborne or s.throttle_pct is None or s.climb_mps is None or abs(s.climb_mps) > 0.3:
+            return
+        hover = (s.groundspeed_mps or 0.0) < 1.5
+        if not self.released:
+            if self._idx("en_route") <= self._idx(self.phase) <= self._idx("at_zone") or (
+                    self.phase == "lowering" and self.spec.method != "payload_place"):
+                (self._before.hover if hover else self._before.level).append(s.throttle_pct)
+            return
+        if self._jam_decided or self._release_t is None or now - self._release_t < 3.0:
+            return
+        (self._after.hover if hover else self._after.level).append(s.throttle_pct)
+        for bucket, n_before, n_after in (("hover", 3, 5), ("level", 5, 5)):
+            b, a = getattr(self._before, bucket), getattr(self._after, bucket)
+            if len(b) >= n_before and len(a) >= n_after:
+                self._jam_decided = True
+                before, after = sum(b) / len(b), sum(a) / len(a)
+                if before > 0 and after > before * (1.0 - self.spec.jam_min_drop):
+                    self.drop_failed = True
+                    self._once.add("drop_failed")
+                    self._emit_jam(now, before, after, bucket)
+                return
+
+    def _emit_jam(self, now: float, before: float, after: float, bucket: str) -> None:
+        s = self.state
+        ev = DeliveryEvent(kind="drop_failed", time=self._wall(now), lat=s.lat, lon=s.lon, alt_rel_m=s.alt_rel_m,
+                           message=f"gripper jam suspected: {bucket} throttle {after:.0f}% after the release, "
+                                   f"{before:.0f}% before",
+                           data={"throttle_before_pct": round(before, 1), "throttle_after_pct": round(after, 1),
+                                 "mono": now, "mission_seq": s.mission_seq})
+        self.events.append(ev)
