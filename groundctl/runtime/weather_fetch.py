@@ -36,7 +36,8 @@ class WeatherServiceError(GroundctlError):
 def _nearest_hour(now: datetime) -> datetime:
     now = now.astimezone(timezone.utc)
     base = now.replace(minute=0, second=0, microsecond=0)
-    return base + timedelta(hours=1) if now - base >= timedelta(minutes=30) else base
+    # a half-past tie rounds down, as parse_open_meteo picks the earlier of two equally near hours
+    return base + timedelta(hours=1) if now - base > timedelta(minutes=30) else base
 
 
 class ForecastClient:
