@@ -59,7 +59,8 @@ def differences(sent: MissionItem, got: MissionItem, mission_type: int, seq: int
     if sent.command != got.command:
         return [f"command {sent.name} sent, {got.name} read back"]
     fence = mission_type == C.MISSION_TYPE_FENCE
-    if not fence and C.FRAME_MEANING.get(sent.frame, sent.frame) != C.FRAME_MEANING.get(got.frame, got.frame):
+    located = sent.command in C.STORED_IN_LOCATION
+    if located and not fence and C.FRAME_MEANING.get(sent.frame, sent.frame) != C.FRAME_MEANING.get(got.frame, got.frame):
         out.append(f"frame {sent.frame} sent, {got.frame} read back")
     sp, gp = list(sent.params()), list(got.params())
     if sent.command == C.NAV_LAND:
@@ -73,9 +74,9 @@ def differences(sent: MissionItem, got: MissionItem, mission_type: int, seq: int
         tol = max(0.01, abs(a) * 1e-4)
         if not _close(a, b, tol):
             out.append(f"param{i + 1} {a:g} sent, {b:g} read back")
-    if abs(sent.lat - got.lat) > 2e-7 or abs(sent.lon - got.lon) > 2e-7:
+    if located and (abs(sent.lat - got.lat) > 2e-7 or abs(sent.lon - got.lon) > 2e-7):
         out.append(f"position ({sent.lat:.7f}, {sent.lon:.7f}) sent, ({got.lat:.7f}, {got.lon:.7f}) read back")
-    if not fence and sent.command not in (C.DO_CHANGE_SPEED, C.DO_GRIPPER, C.DO_WINCH):
+    if located and not fence:
         tol = 0.51 if mission_type == C.MISSION_TYPE_RALLY else 0.02
         if abs(sent.alt - got.alt) > tol:
             out.append(f"altitude {sent.alt:g} sent, {got.alt:g} read back")

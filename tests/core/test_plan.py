@@ -24,7 +24,7 @@ def test_mavlink_numbers_match_pymavlink():
                     assert getattr(mavlink, cand) == value, cand
                     break
             else:
-                if name not in ("FRAME_MEANING", "NAMES", "NAV_COMMANDS", "FENCE_COMMANDS"):
+                if name not in ("FRAME_MEANING", "NAMES", "NAV_COMMANDS", "FENCE_COMMANDS", "STORED_IN_LOCATION"):
                     pytest.fail(f"{name} not found in pymavlink")
 
 

@@ -1,0 +1,318 @@
+"""Fly one delivery: prepare the vehicle, upload and verify, arm, start, monitor, react, report."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+from collections import deque
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Iterable
+
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+from groundctl.core import mavcmd as C
+from groundctl.core.geo import geodesic_distance_m
+from groundctl.core.plan import FlightPlan
+from groundctl.errors import CommandError, GroundctlError, LinkError, TransferError
+from groundctl.protocol import FlightMonitor, FlightSpec, commands
+from groundctl.protocol.params import same_value
+from groundctl.runtime.events import DeliveryEvent, DeliveryReport, Progress, utcnow
+from groundctl.runtime.link import MavLink
+from groundctl.runtime.vehicle import Vehicle
+
+log = logging.getLogger(__name__)
+
+# ArduPilot reads these at boot only (AP_Gripper, AP_Winch): a change needs a reboot to take effect
+REBOOT_PARAMS = {"GRIP_ENABLE", "GRIP_TYPE", "WINCH_TYPE", "SIM_GRPS_ENABLE", "SIM_GRPS_PIN"}
+# SITL-only helpers: absent on a real autopilot, which is fine
+OPTIONAL_PREFIXES = ("SIM_",)
+# Groups that only appear once their enable parameter is set and the vehicle rebooted
+ENABLED_BY = {"GRIP_": "GRIP_ENABLE", "WINCH_": "WINCH_TYPE"}
+
+EventSink = Callable[[DeliveryEvent], Awaitable[None] | None]
+
+
+def _sitl_extras(plan: FlightPlan) -> dict[str, float]:
+    """SITL's simulated gripper must be switched on and wired to the gripper's servo output."""
+    return {"SIM_GRPS_ENABLE": 1, "SIM_GRPS_PIN": plan.airframe.gripper_servo}
+
+
+class DeliveryFlight:
+    """One delivery on one vehicle. `await run()` returns the report; `await abort()` from elsewhere."""
+
+    def __init__(self, plan: FlightPlan, connection: str, *, sysid: int | None = None,
+                 on_event: EventSink | None = None, on_progress: Callable[[Progress], None] | None = None,
+                 resume: bool = False, seen_events: Iterable[str] = (), ready_timeout_s: float = 120.0,
+                 flight_timeout_s: float | None = None, progress_hz: float = 2.0,
+                 on_stage: Callable[[str], None] | None = None) -> None:
+        self.plan = plan
+        self.connection = connection
+        self.sysid = sysid
+        self.on_event = on_event
+        self.on_progress = on_progress
+        self.on_stage = on_stage
+        self.resume = resume
+        self.seen = list(seen_events)
+        self.ready_timeout_s = ready_timeout_s
+        self.flight_timeout_s = flight_timeout_s or max(600.0, plan.nominal_time_s() * 4 + 300)
+        self.progress_hz = progress_hz
+        self.events: list[DeliveryEvent] = []
+        self.link: MavLink | None = None
+        self.vehicle: Vehicle | None = None
+        self.monitor: FlightMonitor | None = None
+        self._abort_request: asyncio.Queue[str] = asyncio.Queue()
+        self.texts: deque[str] = deque(maxlen=20)  # the vehicle's last STATUSTEXTs, for error messages
+        self._energy_start_wh: float | None = None
+        self._battery_start_pct: float | None = None
+
+    # -- public -----------------------------------------------------------------------------------
+    async def abort(self, action: str = "rtl") -> None:
+        if action not in ("rtl", "land"):
+            raise GroundctlError(f"abort action must be 'rtl' or 'land', got {action!r}", field="action")
+        await self._abort_request.put(action)
+
+    async def run(self) -> DeliveryReport:
+        loop = asyncio.get_running_loop()
+        self.link = MavLink(self.connection)
+        try:
+            await self.link.open(timeout_s=30.0)
+            self.sysid = self.sysid or await self._first_sysid()
+            self.vehicle = v = Vehicle(self.link, self.sysid)
+            await v.wait_heartbeat(30.0)
+            spec = self._spec()
+            self.monitor = FlightMonitor(spec, v.state, seen=self.seen, clock_anchor=(loop.time(), utcnow()))
+            v.listen(self._observe)
+            if self.resume:
+                self._stage("resuming: monitoring only")
+                await v.request_streams()
+            else:
+                await self._prepare(v)
+            return await self._watch(v)
+        except GroundctlError as e:
+            await self._emit(DeliveryEvent("failed", message=str(e)))
+            return self._report("failed")
+        finally:
+            if self.vehicle:
+                self.vehicle.close()
+            await self.link.close()
+
+    def _observe(self, msg, text, now: float) -> None:
+        self.monitor.observe(msg, text, now)
+        if text is not None:
+            self.texts.append(str(getattr(text, "text", text)))
+
+    # -- stages -----------------------------------------------------------------------------------
+    def _stage(self, text: str) -> None:
+        log.info("%s", text)
+        if self.on_stage:
+            self.on_stage(text)
+
+    async def _first_sysid(self) -> int:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def hb(msg, now):
+            if msg.get_type() == "HEARTBEAT" and msg.type != mavlink.MAV_TYPE_GCS and not fut.done():
+                fut.set_result(msg.get_srcSystem())
+
+        unsub = self.link.subscribe(None, hb)
+        try:
+            return await asyncio.wait_for(fut, 30.0)
+        except asyncio.TimeoutError:
+            raise LinkError(f"no vehicle HEARTBEAT on {self.connection} within 30 s", field="connection") from None
+        finally:
+            unsub()
+
+    def _spec(self) -> FlightSpec:
+        wh_per_m = None
+        reserve = 0.0
+        try:
+            from groundctl.core.energy import plan_energy
+
+            e = plan_energy(self.plan, None)
+            if math.isfinite(e.needed_wh) and self.plan.distance_m > 0:
+                wh_per_m = e.needed_wh / self.plan.distance_m
+            reserve = e.reserve_wh
+        except Exception as exc:  # the monitor still checks the reserve without a per-metre figure
+            log.warning("no energy model for the monitor: %s", exc)
+        return FlightSpec.from_plan(self.plan, wh_per_m=wh_per_m, reserve_wh=reserve)
+
+    async def _prepare(self, v: Vehicle) -> None:
+        plan = self.plan
+        self._stage("requesting telemetry")
+        await v.request_streams()
+        self._stage("waiting for the EKF position")
+        await v.wait_ready(self.ready_timeout_s)
+        await self._apply_params(v, {k: float(val) for k, val in plan.params.items()} | _sitl_extras(plan))
+        for mtype, items, name in ((C.MISSION_TYPE_FENCE, plan.fence, "fence"),
+                                   (C.MISSION_TYPE_RALLY, plan.rally, "rally"),
+                                   (C.MISSION_TYPE_MISSION, plan.mission, "mission")):
+            self._stage(f"uploading {name} ({len(items)} items) and reading it back")
+            await v.upload_verified(mtype, items)
+        await self._emit(DeliveryEvent("uploaded", message="mission, fence and rally uploaded and verified",
+                                       data={"mission": len(plan.mission), "fence": len(plan.fence), "rally": len(plan.rally)}))
+        self._stage("grabbing the parcel")
+        try:
+            await v.command(commands.gripper(release=False))
+        except CommandError as e:
+            raise CommandError(f"gripper did not grab: {e}") from None
+        self._stage("GUIDED, arming")
+        await v.command(commands.set_mode("GUIDED"))
+        await self._arm(v)
+        self._energy_start_wh = v.state.energy_consumed_wh
+        self._battery_start_pct = v.state.battery_pct
+        self._stage("starting the mission")
+        # MISSION_START from GUIDED-armed starts AUTO without needing AUTO_OPTIONS for ground starts
+        await v.command(commands.mission_start())
+
+    async def _arm(self, v: Vehicle) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 60.0
+        while True:
+            try:
+                await v.command(commands.arm(), tries=3)
+                return
+            except CommandError as e:
+                # pre-arm checks settle a few seconds after the EKF is ready: try again, then give up
+                if loop.time() > end:
+                    said = "; ".join(t for t in self.texts if "arm" in t.lower())[-300:]
+                    raise CommandError(f"vehicle refused to arm: {e}" + (f" (it said: {said})" if said else "")) from None
+                await asyncio.sleep(2.0)
+
+    async def _apply_params(self, v: Vehicle, wanted: dict[str, float]) -> None:
+        for round_ in range(4):
+            current = await v.read_params(list(wanted))
+            changed = {n: val for n, val in wanted.items() if n in current and not same_value(val, current[n])}
+            missing = [n for n in wanted if n not in current]
+            if changed:
+                self._stage(f"setting {', '.join(sorted(changed))}")
+                await v.set_params(changed)
+            need_reboot = [n for n in changed if n in REBOOT_PARAMS]
+            waiting_on_enable = [n for n in missing if any(n.startswith(p) and ENABLED_BY[p] in changed for p in ENABLED_BY)]
+            if need_reboot or waiting_on_enable:
+                await self._reboot(v, need_reboot)
+                continue
+            hard_missing = [n for n in missing if not n.startswith(OPTIONAL_PREFIXES)]
+            if hard_missing:
+                raise TransferError(f"vehicle has no parameter {', '.join(hard_missing)}", field="params")
+            return
+        raise TransferError("parameters still changing after 4 reboots", field="params")
+
+    async def _reboot(self, v: Vehicle, why: list[str]) -> None:
+        self._stage(f"rebooting the autopilot so {', '.join(why) or 'new parameters'} take effect")
+        try:
+            await v.command(commands.reboot(), tries=2)
+        except CommandError:
+            pass  # the ack can be lost as the link closes
+        await asyncio.sleep(2.0)
+        await v.wait_heartbeat(60.0)
+        await v.request_streams()
+        await v.wait_ready(self.ready_timeout_s)
+
+    async def _watch(self, v: Vehicle) -> DeliveryReport:
+        loop = asyncio.get_running_loop()
+        mon = self.monitor
+        start = loop.time()
+        last_progress = 0.0
+        while True:
+            now = loop.time()
+            mon.poll(now)
+            for ev in mon.take_events():
+                await self._emit(ev)
+            for action, reason in mon.take_reactions():
+                await self._react(v, action, reason)
+            while not self._abort_request.empty():
+                action = self._abort_request.get_nowait()
+                mon.abort(now, f"operator abort: {action}")
+                await self._react(v, action, "operator abort")
+            if now - last_progress >= 1.0 / self.progress_hz:
+                last_progress = now
+                if self.on_progress:
+                    self.on_progress(self._progress(v))
+            kinds = {e.kind for e in self.events} | set(self.seen)
+            if "landed" in kinds:
+                break
+            if now - start > self.flight_timeout_s:
+                await self._emit(DeliveryEvent("failed", message=f"flight not finished after {self.flight_timeout_s:.0f} s"))
+                return self._report("failed")
+            await asyncio.sleep(0.1)
+        kinds = {e.kind for e in self.events} | set(self.seen)
+        if "aborted" in kinds and "released" not in kinds:
+            return self._report("aborted")
+        if "released" in kinds and "drop_failed" not in kinds:
+            return self._report("delivered")
+        return self._report("returned_with_parcel")
+
+    async def _react(self, v: Vehicle, action: str, reason: str) -> None:
+        cmd = {"rtl": commands.set_mode("RTL"), "land": commands.set_mode("LAND")}.get(action)
+        if cmd is None:
+            log.info("reaction %s (%s): nothing to send", action, reason)
+            return
+        self._stage(f"{action.upper()}: {reason}")
+        for _ in range(10):  # the link may be down right now (that can be the reason): keep trying
+            try:
+                await v.command(cmd, tries=3)
+                return
+            except CommandError as e:
+                log.warning("%s not acknowledged: %s", action, e)
+                await asyncio.sleep(1.0)
+
+    async def _emit(self, ev: DeliveryEvent) -> None:
+        if self.vehicle is not None and ev.lat is None and self.vehicle.state.has_position:
+            s = self.vehicle.state
+            ev.lat, ev.lon, ev.alt_rel_m = s.lat, s.lon, s.alt_rel_m
+        self.events.append(ev)
+        if self.on_event:
+            r = self.on_event(ev)
+            if inspect.isawaitable(r):
+                await r
+
+    def _progress(self, v: Vehicle) -> Progress:
+        s = v.state
+        to_go = eta = None
+        if s.has_position:
+            to_go = self._distance_to_go(s)
+            gs = s.groundspeed_mps if getattr(s, "groundspeed_mps", None) else None
+            speed = gs if gs and gs > 1.0 else self.plan.airframe.cruise_speed_mps
+            eta = to_go / speed if to_go is not None else None
+        return Progress(phase=self.monitor.phase, lat=s.lat, lon=s.lon, alt_rel_m=s.alt_rel_m,
+                        groundspeed_mps=getattr(s, "groundspeed_mps", None), battery_pct=s.battery_pct,
+                        distance_to_go_m=to_go, eta_s=eta, mission_seq=getattr(s, "mission_seq", None),
+                        mode=getattr(s, "mode", None), sysid=self.sysid)
+
+    def _distance_to_go(self, s) -> float | None:
+        """Along the rest of the mission's waypoints, to the landing at the hub."""
+        pts = [(it.lon, it.lat) for it in self.plan.mission[1:] if it.is_nav and (it.lat or it.lon)]
+        seq = getattr(s, "mission_seq", None) or 1
+        rest = [(it.lon, it.lat) for i, it in enumerate(self.plan.mission) if i >= seq and it.is_nav and (it.lat or it.lon)]
+        if not rest:
+            rest = pts[-1:]
+        d = geodesic_distance_m(s.lon, s.lat, *rest[0])
+        for a, b in zip(rest, rest[1:]):
+            d += geodesic_distance_m(*a, *b)
+        return d
+
+    def _report(self, outcome: str) -> DeliveryReport:
+        rel = next((e for e in self.events if e.kind == "released"), None)
+        take = next((e for e in self.events if e.kind == "taking_off"), None)
+        land = next((e for e in self.events if e.kind == "landed"), None)
+        r = DeliveryReport(outcome=outcome, events=list(self.events))
+        if rel is not None:
+            r.drop_lat, r.drop_lon, r.drop_time = rel.lat, rel.lon, rel.time
+            if rel.lat is not None:
+                r.drop_distance_m = round(geodesic_distance_m(rel.lon, rel.lat, self.plan.zone.lon, self.plan.zone.lat), 2)
+        if take:
+            r.takeoff_time = take.time
+        if land:
+            r.landed_time = land.time
+        if take and land:
+            r.flight_time_s = round((land.time - take.time).total_seconds(), 1)
+        s = self.vehicle.state if self.vehicle else None
+        if s is not None:
+            e_now = getattr(s, "energy_consumed_wh", None)
+            if e_now is not None and self._energy_start_wh is not None:
+                r.energy_used_wh = round(e_now - self._energy_start_wh, 2)
+            if s.battery_pct is not None and self._battery_start_pct is not None:
+                r.battery_used_pct = round(self._battery_start_pct - s.battery_pct, 1)
+        return r
