@@ -113,6 +113,7 @@ class FlightMonitor:
         self._lower_seq = self._find_lower_seq()
         self._after_seq = spec.drop_seq if m[spec.drop_seq].is_nav else self._next_nav(spec.drop_seq)
         self._return_seq = self._find_return_seq()
+        self._winch_seq = self._winch_lower_seq()
         self._rest_m = self._remaining_path()
         # flight state
         self.phase = "preflight"
@@ -381,12 +382,13 @@ class FlightMonitor:
             item = sp.mission[sp.drop_seq]
             return self._pp_touchdown or (seq == sp.drop_seq and s.alt_rel_m is not None
                                           and s.alt_rel_m < item.alt - 2.0 and self._near(sp.zone_lat, sp.zone_lon))
-        if sp.method == "winch" and ((s.winch_line_m or 0.0) > 0.5 or seq > self._winch_lower_seq()):
-            return True
+        if sp.method == "winch":
+            # descending to winch height is not lowering the parcel: the winch paying out is
+            return (s.winch_line_m or 0.0) > 0.5 or seq >= self._winch_seq
         return self._lower_seq is not None and seq >= self._lower_seq
 
     def _winch_lower_seq(self) -> int:
-        """The nav item running while the winch pays out (after DO_WINCH with a positive length)."""
+        """The nav item current while the winch pays out: DO_WINCH starts when the nav item after it does."""
         m = self.spec.mission
         for i in range(self._zone_seq, self.spec.drop_seq):
             if m[i].command == C.DO_WINCH and m[i].param3 > 0:
