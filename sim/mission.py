@@ -396,7 +396,7 @@ class Protocol:
     # messages ------------------------------------------------------------
     def ack(self, link, msg, result: int) -> None:
         self.v.send_to(link, M.MAVLink_mission_ack_message(
-            msg.get_srcSystem(), msg.get_srcComponent(), result, self.mtype, 0))
+            msg.get_srcSystem(), msg.get_srcComponent(), result, self.mtype))
 
     def _cancel_upload(self, link, msg) -> bool:
         if self.receiving:
@@ -522,7 +522,7 @@ class Protocol:
             self.ack(link, msg, M.MAV_MISSION_DENIED)
             return
         self.v.send_to(link, M.MAVLink_mission_count_message(
-            msg.get_srcSystem(), msg.get_srcComponent(), self.item_count(), self.mtype, 0))
+            msg.get_srcSystem(), msg.get_srcComponent(), self.item_count(), self.mtype))
 
     def handle_request(self, link, msg, want_int: bool) -> None:
         if want_int and self.receiving:
@@ -532,7 +532,7 @@ class Protocol:
         if res != M.MAV_MISSION_ACCEPTED:
             if res == M.MAV_MISSION_INVALID_SEQUENCE and want_int:
                 self.v.send_to(link, M.MAVLink_mission_count_message(
-                    msg.get_srcSystem(), msg.get_srcComponent(), self.item_count(), self.mtype, 0))
+                    msg.get_srcSystem(), msg.get_srcComponent(), self.item_count(), self.mtype))
             self.ack(link, msg, res)
             return
         tgt = (msg.get_srcSystem(), msg.get_srcComponent())
@@ -576,7 +576,7 @@ class Protocol:
             name = {MISSION: "Mission", FENCE: "Fence", RALLY: "Rally"}[self.mtype]
             self.v.text(M.MAV_SEVERITY_WARNING, f"{name} upload timeout", link=self.link)
             self.v.send_to(self.link, M.MAVLink_mission_ack_message(
-                self.dest[0], self.dest[1], M.MAV_MISSION_OPERATION_CANCELLED, self.mtype, 0))
+                self.dest[0], self.dest[1], M.MAV_MISSION_OPERATION_CANCELLED, self.mtype))
             self._free()
             return
         if now - self.t_last_request > RESEND_S:

@@ -369,7 +369,7 @@ class Vehicle:
         if p is None:
             return self.send_to(link, M.MAVLink_mission_ack_message(
                 msg.get_srcSystem(), msg.get_srcComponent(), M.MAV_MISSION_UNSUPPORTED,
-                msg.mission_type, 0))
+                msg.mission_type))
         p.handle_count(link, msg)
 
     def _h_MISSION_ITEM_INT(self, link, msg):
@@ -382,7 +382,7 @@ class Vehicle:
         res, d = item_int_from_mission_item(msg)
         if res != M.MAV_MISSION_ACCEPTED:
             return self.send_to(link, M.MAVLink_mission_ack_message(
-                msg.get_srcSystem(), msg.get_srcComponent(), res, msg.mission_type, 0))
+                msg.get_srcSystem(), msg.get_srcComponent(), res, msg.mission_type))
         self._mission_item(link, msg, d, True)
 
     def _mission_item(self, link, msg, d, was_float):
@@ -392,7 +392,7 @@ class Vehicle:
         if p is None:
             return self.send_to(link, M.MAVLink_mission_ack_message(
                 msg.get_srcSystem(), msg.get_srcComponent(), M.MAV_MISSION_UNSUPPORTED,
-                d["mission_type"], 0))
+                d["mission_type"]))
         p.handle_item(link, msg, d, was_float)
 
     def _h_MISSION_REQUEST_LIST(self, link, msg):
@@ -400,7 +400,7 @@ class Vehicle:
         if p is None:
             return self.send_to(link, M.MAVLink_mission_ack_message(
                 msg.get_srcSystem(), msg.get_srcComponent(), M.MAV_MISSION_UNSUPPORTED,
-                msg.mission_type, 0))
+                msg.mission_type))
         p.handle_request_list(link, msg)
 
     def _h_MISSION_REQUEST_INT(self, link, msg):
@@ -418,7 +418,7 @@ class Vehicle:
         if p is None:
             return self.send_to(link, M.MAVLink_mission_ack_message(
                 msg.get_srcSystem(), msg.get_srcComponent(), M.MAV_MISSION_UNSUPPORTED,
-                msg.mission_type, 0))
+                msg.mission_type))
         p.handle_clear_all(link, msg)
 
     def _h_MISSION_ACK(self, link, msg):
@@ -647,7 +647,7 @@ class Vehicle:
             elif self.tgt is not None:
                 self.tgt = (self.tgt[0], self.tgt[1], self.item_alt(it))
         self.send_to(link, M.MAVLink_mission_ack_message(
-            msg.get_srcSystem(), msg.get_srcComponent(), res, MISSION, 0))
+            msg.get_srcSystem(), msg.get_srcComponent(), res, MISSION))
 
     # ------------------------------------------------------------- reboot
     def reboot(self) -> None:
@@ -1559,8 +1559,9 @@ class Vehicle:
             if self.sub in ("land", "land_fly"):
                 if self.sub == "land_fly" and self.reached():
                     self.sub = "land"
-                if self.sub == "land":
-                    self.landing_run(self.tgt[0], self.tgt[1])
+                if self.sub == "land" and self.armed:
+                    tn, te = (self.n, self.e) if self.tgt is None else self.tgt[:2]
+                    self.landing_run(tn, te)
             elif self.sub == "rtl":
                 self.update_rtl()
             elif self.sub == "payload_place":
@@ -1634,12 +1635,16 @@ class Vehicle:
                 dh = self.tgt[2] - self.h
                 spd = self.speed_up if dh > 0 else self.speed_dn
                 tvu = math.copysign(min(spd, math.sqrt(2 * acc_z * abs(dh)), abs(dh) * 2.0), dh)
-        dvu = max(-acc_z * dt, min(acc_z * dt, tvu - self.vu))
-        self.vu += dvu
+        # vu_des is the controller's desired climb rate; it keeps asking for the
+        # descent even while something underneath stops the aircraft
+        if not flying_allowed:
+            self.vu_des = 0.0
+        self.vu_des += max(-acc_z * dt, min(acc_z * dt, tvu - self.vu_des))
+        dvu = self.vu_des - self.vu
+        self.vu = self.vu_des
         self.n += self.vn * dt
         self.e += self.ve * dt
         self.h += self.vu * dt
-        self.vu_des = self.vu  # what the position controller asks for, before contact
         # contact with the ground / obstacle / parcel under the aircraft
         floor = gh
         parcel_supported = False
@@ -1668,6 +1673,8 @@ class Vehicle:
                     self.takeoff_time = self.now
         if self.land_complete:
             self.vn = self.ve = 0.0
+            if not (flying_allowed and tvu > 0):
+                self.vu_des = 0.0
         # forces -> thrust, attitude, power
         mass_lifted = airframe + (0.0 if parcel_supported else carried)
         air_n, air_e = self.vn - wind_n, self.ve - wind_e
@@ -1675,7 +1682,7 @@ class Vehicle:
         drag = 0.5 * RHO * CDA * va * va
         fn = mass_lifted * dvn / dt + (drag * air_n / va if va > 0.01 else 0.0)
         fe = mass_lifted * dve / dt + (drag * air_e / va if va > 0.01 else 0.0)
-        fz = mass_lifted * (G + dvu / dt)
+        fz = mass_lifted * (G + max(-0.8 * G, min(2.0 * G, dvu / dt)))
         t_max = (airframe + 2.0) * G * 2.0
         if not self.armed:
             thrust_n = 0.0
@@ -1689,6 +1696,7 @@ class Vehicle:
             else:
                 self._blocked_time(False)
             thrust_n = math.sqrt(fn * fn + fe * fe + fz * fz)
+        thrust_n = max(0.0, thrust_n)
         self.thrust = min(1.0, thrust_n / t_max)
         if self.armed and not self.land_complete:
             tilt_n, tilt_e = fn / max(fz, 1.0), fe / max(fz, 1.0)
