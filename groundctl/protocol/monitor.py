@@ -30,7 +30,8 @@ from groundctl.core.mission import MissionItem
 from groundctl.protocol.telemetry import StatusText, VehicleState
 from groundctl.runtime.events import PHASES, DeliveryEvent
 
-_RTL_MODES = {"RTL", "SMART_RTL", "AUTO_RTL", "LAND"}
+# LAND is not here: a LAND failsafe comes down where it is, it does not return
+_RTL_MODES = {"RTL", "SMART_RTL", "AUTO_RTL"}
 _FENCE_BREACHED = re.compile(r"fences? breached$")
 _PP_FAIL = ("PayloadPlace: Reached maximum descent", "PayloadPlace: Abort",
             "PayloadPlace: PLDP_RNG_MAX set and rangefinder not enabled")
@@ -208,7 +209,8 @@ class FlightMonitor:
                 self._breached, self._sync_breach = True, True
         self.armed_seen = "armed" in self._once or self._idx(self.phase) >= 1
         self.airborne = 1 <= self._idx(self.phase) < self._idx("landed")
-        self.released = "released" in self._once or self._idx(self.phase) >= self._idx("released") and "drop_failed" not in self._once
+        # not inferred from the phase: an RTL before the drop reaches "returning" with the parcel aboard
+        self.released = "released" in self._once
         self.drop_failed = "drop_failed" in self._once
         if self.released or self.drop_failed:
             self._jam_decided = True  # its samples died with the old process
@@ -326,6 +328,8 @@ class FlightMonitor:
         if self._idx(self.phase) < self._idx("released"):
             self.phase = "released"
         self._emit("released", now, text, drop_distance_m=dist)
+        if dist is not None and dist > 2 * self.spec.zone_radius_m:
+            self._fail_drop(now, f"released {dist:.0f} m from the zone centre")
 
     def _fail_drop(self, now: float, reason: str) -> None:
         if self.drop_failed:

@@ -97,8 +97,8 @@ class VehicleState:
     def _heartbeat(self, m: Any, now: float) -> None:
         if self.compid is not None and m.get_srcComponent() != self.compid:
             return None  # a camera or gimbal heartbeat says nothing about the flight controller
-        if m.type == mavlink.MAV_TYPE_GCS:
-            return None
+        if m.type == mavlink.MAV_TYPE_GCS or m.autopilot == mavlink.MAV_AUTOPILOT_INVALID:
+            return None  # another GCS, or a companion/camera/gimbal sharing the system id
         self.last_heartbeat = now
         self.base_mode = m.base_mode
         self.armed = bool(m.base_mode & _ARMED)

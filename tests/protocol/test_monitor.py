@@ -409,3 +409,41 @@ def test_remaining_path_and_from_plan_shape():
     plan.airframe.battery_wh, plan.airframe.battery_usable_fraction = 500, 0.8
     fs = FlightSpec.from_plan(plan, wh_per_m=0.05)
     assert fs.battery_wh == 400 and fs.drop_seq == 4 and fs.wh_per_m == 0.05
+
+
+def test_release_far_from_the_zone_is_reported():
+    m = FlightMonitor(spec(gripper_mission(), 5, "gripper"))
+    s = Script(m)
+    take_off_and_cruise(s, 2)
+    s.text("Gripper load releasing")  # someone sent DO_GRIPPER on the way
+    assert s.kinds()[-2:] == ["released", "drop_failed"]
+    assert "m from the zone centre" in m.events[-1].message
+
+
+def test_rtl_before_the_drop_then_restart_keeps_parcel_aboard():
+    m = FlightMonitor(spec(payload_place_mission(), 4, "payload_place"))
+    s = Script(m)
+    take_off_and_cruise(s, 3)
+    s.step(2, mode="RTL")
+    assert s.kinds()[-1] == "returning"
+    again = FlightMonitor(spec(payload_place_mission(), 4, "payload_place"), seen=s.kinds())
+    assert again.phase == "returning" and not again.released and again.airborne
+
+
+def test_duplicated_messages_do_not_duplicate_events():
+    class Twice(Script):
+        def feed(self, msg):
+            self.m.feed(msg, self.t)
+            self.m.feed(msg, self.t)
+
+    m = FlightMonitor(spec(payload_place_mission(), 4, "payload_place"))
+    s = Twice(m)
+    take_off_and_cruise(s, 3)
+    s.step(3, seq=4, lat=ZONE[0], lon=ZONE[1], gs=0)
+    s.step(10, climb=-1.0, alt=0.5)
+    s.text("PayloadPlace: payload release thrust threshold: 0.312500")
+    s.text("PayloadPlace: Releasing the gripper")
+    s.text("Gripper load releasing")
+    s.step(3, seq=5, lat=MID[0], lon=MID[1], alt=CRUISE)
+    s.step(2, armed=False)
+    assert s.kinds() == ["armed", "taking_off", "en_route", "at_zone", "lowering", "released", "returning", "landed"]

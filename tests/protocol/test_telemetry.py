@@ -25,6 +25,11 @@ def test_heartbeat_mode_armed_link():
     s.update(hb(armed=True, comp=154), 13)  # a gimbal's heartbeat
     s.update(hb(armed=True, sysid=2), 13)
     s.update(hb(armed=True, mav_type=M.MAV_TYPE_GCS), 13)
+    anyone = VehicleState()
+    companion = hb(armed=True, mav_type=M.MAV_TYPE_ONBOARD_CONTROLLER, comp=191)
+    companion.autopilot = M.MAV_AUTOPILOT_INVALID
+    anyone.update(companion, 13)
+    assert anyone.last_heartbeat is None
     assert not s.armed and s.last_heartbeat == 12
 
 
