@@ -211,8 +211,11 @@ def _energy_checks(plan: FlightPlan, e: EnergyReport, weather_known: bool) -> li
     cruise = [le for le in e.legs if le.leg.kind == "cruise"]
     worst = max(cruise, key=lambda le: le.headwind_mps, default=None)
     if e.infeasible_legs:
+        bad = sorted(e.infeasible_legs, key=lambda le: -le.headwind_mps)
         descr = "; ".join(f"{le.leg.label or 'leg'} on course {le.leg.course_deg:03.0f}° meets a {le.headwind_mps:.1f} "
-                          f"m/s headwind" for le in e.infeasible_legs[:3])
+                          f"m/s headwind" + (f" and {abs(le.crosswind_mps):.1f} m/s crosswind"
+                                             if abs(le.crosswind_mps) >= 1 else "")
+                          for le in bad[:3])
         more = f" and {len(e.infeasible_legs) - 3} more legs" if len(e.infeasible_legs) > 3 else ""
         checks.append(Check("headwind", "fail",
                             f"{descr}{more}: at its {a.max_speed_mps:g} m/s max airspeed the copter cannot make good "

@@ -30,10 +30,11 @@ def make_plan(cmac):
     airspace, fleet, zones = cmac
     cache = {}
 
-    def make(mass_kg: float = 1.2, zone: str = "clinic-east", **parcel_kw):
-        key = (mass_kg, zone, tuple(sorted(parcel_kw.items())))
+    def make(mass_kg: float = 1.2, zone: str = "clinic-east", airframe: str | None = "quad-x-delivery", **parcel_kw):
+        key = (mass_kg, zone, airframe, tuple(sorted(parcel_kw.items())))
         if key not in cache:
-            cache[key] = build_plan(airspace, fleet, "cmac", zones[zone], Parcel(mass_kg=mass_kg, **parcel_kw))
+            cache[key] = build_plan(airspace, fleet, "cmac", zones[zone], Parcel(mass_kg=mass_kg, **parcel_kw),
+                                    airframe_name=airframe)
         return cache[key]
 
     return make
