@@ -146,8 +146,10 @@ def _verdict_for(p, wind, wind_dir, gust, metar):
         return None
     from groundctl.runtime.events import utcnow
 
-    w = weather_from_options(metar=metar, wind=wind, wind_dir=wind_dir, gust=gust) if (wind is not None or metar) else None
-    return preflight(p, w, now=utcnow())
+    now = utcnow()
+    w = weather_from_options(now=now, lat=p.hub.lat, lon=p.hub.lon, metar=metar, wind=wind,
+                             wind_dir=wind_dir if wind is not None else None, gust=gust)
+    return preflight(p, w, now=now)
 
 
 try:  # the go/no-go command lives with the preflight code
@@ -156,6 +158,181 @@ try:  # the go/no-go command lives with the preflight code
     _cli_check.register(app)
 except ImportError:  # pragma: no cover
     pass
+
+
+@app.command()
+def fly(
+    scenario: str = typer.Argument("cmac", help="scenario directory or bundled name"),
+    zone: str = typer.Option("clinic-east", "--zone", "-z", help="landing zone name"),
+    hub: Optional[str] = typer.Option(None, help="hub name (default: the first hub)"),
+    airframe: Optional[str] = typer.Option(None, help="airframe name"),
+    parcel_kg: float = typer.Option(1.0, "--parcel-kg"),
+    parcel_size: Optional[str] = typer.Option(None, "--parcel-size", help="LxWxH in metres"),
+    handling: list[str] = typer.Option([], "--handling"),
+    method: Optional[str] = typer.Option(None, help="payload_place | gripper | winch"),
+    connect: Optional[str] = typer.Option(None, "--connect", help="MAVLink URL: tcp:HOST:PORT, udpin:HOST:PORT, udpout:HOST:PORT"),
+    sim: bool = typer.Option(False, "--sim", help="start the built-in simulator at the hub"),
+    sitl: bool = typer.Option(False, "--sitl", help="start ArduPilot SITL (ARDUPILOT_SITL) at the hub"),
+    speedup: float = typer.Option(1.0, help="simulator / SITL speed-up"),
+    sim_args: str = typer.Option("", "--sim-args", help="extra flags for the built-in simulator, e.g. '--loss 0.2 --gripper-jam'"),
+    sysid: Optional[int] = typer.Option(None, help="vehicle system id (default: the first that sends a heartbeat)"),
+    wind: Optional[float] = typer.Option(None, help="wind m/s at 10 m"),
+    wind_dir: Optional[float] = typer.Option(None, "--wind-dir", help="degrees, where the wind comes from"),
+    gust: Optional[float] = typer.Option(None),
+    metar: Optional[str] = typer.Option(None),
+    weather_file: Optional[Path] = typer.Option(None, "--weather-file"),
+    as_json: bool = typer.Option(False, "--json", help="print the delivery report as JSON"),
+) -> None:
+    """Plan, check, upload with read-back, arm and fly one delivery; show live progress; report."""
+    import asyncio
+    import shlex
+
+    if sum([bool(connect), sim, sitl]) != 1:
+        fail(GroundctlError("give exactly one of --connect URL, --sim or --sitl", field="vehicle"))
+    try:
+        sc, planner, p = plan_delivery(scenario, zone, hub, airframe, parcel_kg, parcel_size, handling, method)
+        from groundctl.core.preflight import preflight
+        from groundctl.faces.cli_check import render_verdict, weather_from_options
+        from groundctl.runtime.events import utcnow
+
+        now = utcnow()
+        w = weather_from_options(now=now, lat=p.hub.lat, lon=p.hub.lon, metar=metar, weather_file=weather_file,
+                                 wind=wind, wind_dir=wind_dir, gust=gust)
+        verdict = preflight(p, w, now=now)
+    except GroundctlError as e:
+        fail(e)
+        return
+    if not as_json:
+        console.print(_summary_table(p))
+        render_verdict(verdict, console)
+    if not verdict.go:
+        err.print("[bold red]NO-GO:[/] " + "; ".join(f"{c.name}: {c.message}" for c in verdict.failures))
+        raise typer.Exit(1)
+    launched = None
+    try:
+        if sim:
+            from sim.launch import start_sim
+
+            h = p.hub
+            launched = start_sim([f"--home={h.lat},{h.lon},{h.elevation_m},{h.heading_deg}", "--speedup", str(speedup),
+                                  "--payload-kg", str(p.parcel.mass_kg), "--battery-wh", str(p.airframe.battery_wh),
+                                  "--mass-kg", str(p.airframe.empty_mass_kg), *(["--wind-mps", str(w.wind_at(10).speed_mps),
+                                  "--wind-dir-deg", str(w.wind_at(10).dir_deg or 0)] if w else []), *shlex.split(sim_args)])
+            url = launched.urls[0]
+        elif sitl:
+            from groundctl.runtime.sitl import start_sitl
+
+            launched = start_sitl(p.hub.lat, p.hub.lon, p.hub.elevation_m, p.hub.heading_deg, speedup=speedup)
+            url = launched.url
+        else:
+            url = connect
+        report = asyncio.run(_fly_live(p, url, sysid, as_json))
+    except GroundctlError as e:
+        fail(e)
+        return
+    finally:
+        if launched is not None:
+            launched.stop()
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report, p)
+    raise typer.Exit(0 if report.outcome == "delivered" else 1)
+
+
+async def _fly_live(p, url: str, sysid, quiet: bool):
+    from rich.live import Live
+
+    from groundctl.runtime.fly import DeliveryFlight
+
+    state = {"stage": "connecting", "progress": None, "events": []}
+
+    def view():
+        t = Table(title=f"{p.hub.name} -> {p.zone.name} ({p.method}) on {url}", show_header=False, min_width=60)
+        t.add_column(style="bold")
+        t.add_column()
+        pr = state["progress"]
+        t.add_row("stage", state["stage"])
+        if pr is not None:
+            t.add_row("phase", f"[cyan]{pr.phase}[/]  mode {pr.mode}  item {pr.mission_seq}")
+            if pr.lat is not None:
+                t.add_row("position", f"{pr.lat:.6f}, {pr.lon:.6f}  {pr.alt_rel_m:.0f} m")
+            if pr.distance_to_go_m is not None:
+                t.add_row("to go", f"{pr.distance_to_go_m / 1000:.2f} km, ETA {pr.eta_s / 60:.1f} min")
+            if pr.battery_pct is not None:
+                t.add_row("battery", f"{pr.battery_pct:.0f} %")
+        for e in state["events"][-8:]:
+            t.add_row(e.time.strftime("%H:%M:%S"), f"{e.kind} {e.message}".strip())
+        return t
+
+    def on_event(e):
+        state["events"].append(e)
+
+    def on_progress(pr):
+        state["progress"] = pr
+
+    def on_stage(s):
+        state["stage"] = s
+
+    flight = DeliveryFlight(p, url, sysid=sysid, on_event=on_event, on_progress=on_progress, on_stage=on_stage)
+    if quiet:
+        return await flight.run()
+    import asyncio
+
+    with Live(view(), console=console, refresh_per_second=4) as live:
+        task = asyncio.create_task(flight.run())
+        while not task.done():
+            live.update(view())
+            await asyncio.sleep(0.25)
+        live.update(view())
+    return task.result()
+
+
+def _print_report(r, p) -> None:
+    t = Table(title=f"Delivery report: {r.outcome}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("outcome", f"[{'green' if r.outcome == 'delivered' else 'red'}]{r.outcome}[/]")
+    if r.drop_lat is not None:
+        t.add_row("drop position", f"{r.drop_lat:.7f}, {r.drop_lon:.7f}")
+        t.add_row("from zone centre", f"{r.drop_distance_m:.2f} m (clear radius {p.zone.clear_radius_m:g} m)")
+    if r.drop_time:
+        t.add_row("drop time", r.drop_time.isoformat(timespec="seconds"))
+    if r.flight_time_s is not None:
+        t.add_row("flight time", f"{r.flight_time_s:.0f} s (wall clock)")
+    if r.energy_used_wh is not None:
+        t.add_row("energy used", f"{r.energy_used_wh:.1f} Wh")
+    if r.battery_used_pct is not None:
+        t.add_row("battery used", f"{r.battery_used_pct:.0f} %")
+    t.add_row("events", ", ".join(e.kind for e in r.events))
+    console.print(t)
+
+
+@app.command()
+def demo(
+    speedup: float = typer.Option(10.0, help="simulator speed-up"),
+    method: str = typer.Option("payload_place", help="payload_place | gripper | winch"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Fly the bundled CMAC example on the built-in simulator: a go/no-go with local weather values,
+    plan, upload and verify, fly, drop, return, report."""
+    fly(scenario="cmac", zone="clinic-east", hub=None, airframe=None, parcel_kg=1.2, parcel_size="0.25x0.2x0.1",
+        handling=[], method=method, connect=None, sim=True, sitl=False, speedup=speedup, sim_args="", sysid=None,
+        wind=4.0, wind_dir=250.0, gust=6.0, metar=None, weather_file=None, as_json=as_json)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000),
+    data_dir: Optional[Path] = typer.Option(None, help="data directory (SQLite database); default ./data or GROUNDCTL_DATA"),
+    sim: bool = typer.Option(True, help="start a simulated fleet for the vehicles without a connection URL"),
+    speedup: float = typer.Option(5.0, help="simulator speed-up for the simulated fleet"),
+) -> None:
+    """The HTTP service: recipients register landing zones, operators dispatch and track, live map."""
+    from groundctl.faces.api import serve as run
+
+    run(host=host, port=port, data_dir=data_dir, sim=sim, speedup=speedup)
 
 
 def main() -> None:  # pragma: no cover

@@ -19,6 +19,7 @@ What ArduPilot really sends during a delivery, checked in its source:
 from __future__ import annotations
 
 import math
+import statistics
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class FlightSpec:
     energy_needed_wh: Callable[[VehicleState, int | None], float] | None = None
     zone_radius_m: float = 15.0
     jam_min_drop: float = 0.04  # fraction of level-flight throttle a release must take off
+    jam_settle_s: float = 3.0  # ignore throttle this long after the release (servo travel, climb-out)
     link_timeout_s: float = 3.0
 
     @classmethod
@@ -459,16 +461,21 @@ class FlightMonitor:
         if not self.released:
             if self._idx("en_route") <= self._idx(self.phase) <= self._idx("at_zone") or (
                     self.phase == "lowering" and self.spec.method != "payload_place"):
-                (self._before.hover if hover else self._before.level).append(s.throttle_pct)
+                (self._before.hover if hover else self._before.level).append((s.throttle_pct, s.airspeed_mps or 0.0))
             return
-        if self._jam_decided or self._release_t is None or now - self._release_t < 3.0:
+        if self._jam_decided or self._release_t is None or now - self._release_t < self.spec.jam_settle_s:
             return
-        (self._after.hover if hover else self._after.level).append(s.throttle_pct)
+        (self._after.hover if hover else self._after.level).append((s.throttle_pct, s.airspeed_mps or 0.0))
         for bucket, n_before, n_after in (("hover", 3, 5), ("level", 5, 5)):
             b, a = getattr(self._before, bucket), getattr(self._after, bucket)
             if len(b) >= n_before and len(a) >= n_after:
+                # Throttle in level flight rises with airspeed: outbound and return legs in wind fly at
+                # different airspeeds, and comparing them would read a headwind home as a jam.
+                if abs(statistics.median(x[1] for x in b) - statistics.median(x[1] for x in a)) > 2.0:
+                    continue
                 self._jam_decided = True
-                before, after = sum(b) / len(b), sum(a) / len(a)
+                before = statistics.median(x[0] for x in b)
+                after = statistics.median(x[0] for x in a)
                 if before > 0 and after > before * (1.0 - self.spec.jam_min_drop):
                     self.drop_failed = True
                     self._once.add("drop_failed")

@@ -271,7 +271,9 @@ class DeliveryFlight:
     def _progress(self, v: Vehicle) -> Progress:
         s = v.state
         to_go = eta = None
-        if s.has_position:
+        if self.monitor.phase == "landed":
+            to_go = eta = 0.0
+        elif s.has_position:
             to_go = self._distance_to_go(s)
             gs = s.groundspeed_mps if getattr(s, "groundspeed_mps", None) else None
             speed = gs if gs and gs > 1.0 else self.plan.airframe.cruise_speed_mps
