@@ -40,6 +40,9 @@ _RELEASE_TEXTS = ("PayloadPlace: Releasing the gripper", "PayloadPlace: Manual r
                   "Gripper load releasing", "Gripper load released")
 _ONE_SHOT = set(PHASES) | {"armed", "drop_failed", "low_battery", "aborted", "rtl"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# messages that can move the phase; ATTITUDE, VFR_HUD and the like cannot, and they are most of the traffic
+_PHASE_INPUTS = frozenset({"HEARTBEAT", "GLOBAL_POSITION_INT", "MISSION_CURRENT", "MISSION_ITEM_REACHED",
+                           "STATUSTEXT", "WINCH_STATUS"})
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -276,7 +279,8 @@ class FlightMonitor:
             self._battery(now)
         if text is not None:
             self._text(text.text, now)
-        self._advance(now)
+        if t in _PHASE_INPUTS:
+            self._advance(now)
 
     def poll(self, now: float) -> None:
         """Timers: link loss by heartbeat silence."""

@@ -398,3 +398,17 @@ def test_item_message_survives_real_encoder():
     assert m.get_type() == "MISSION_ITEM_INT" and m.get_srcSystem() == 255
     back = message_to_item(m)
     assert math.isclose(back.lat, it.lat, abs_tol=1e-7) and back.command == it.command and back.frame == it.frame
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(down_plan=decisions, up_plan=decisions, n_wp=st.integers(0, 8))
+def test_download_survives_loss_duplicates_reordering(down_plan, up_plan, n_wp):
+    items = mission(n_wp)
+    veh = FakeMissionEndpoint(stored=_stored(items))
+    d = MissionDownload(1, 1, 0, retry_s=1.0, max_tries=8)
+    # at most one loss in two per direction, so 8 tries always get through
+    up_plan = [(drop and i % 2 == 0, dup, delay) for i, (drop, dup, delay) in enumerate(up_plan)]
+    down_plan = [(drop and i % 2 == 1, dup, delay) for i, (drop, dup, delay) in enumerate(down_plan)]
+    run_machine(d, veh, until=200, up=_lossy(up_plan), down=_lossy(down_plan))
+    assert d.ok, d.error
+    assert verify(items, d.result, 0) == []
