@@ -130,6 +130,7 @@ class FlightMonitor:
         self.drop_failed = False
         self.link_lost = False
         self._hb_seen = False
+        self._hb_at: float | None = None
         self._breached = False
         self._breach_count = 0
         self._sync_breach = False
@@ -264,7 +265,9 @@ class FlightMonitor:
             return
         t = msg.get_type()
         if t == "HEARTBEAT":
-            if s.last_heartbeat == now:
+            # the state decides whether a heartbeat counts (autopilot, not a camera or another GCS)
+            if s.last_heartbeat is not None and s.last_heartbeat != self._hb_at:
+                self._hb_at = s.last_heartbeat
                 self._hb_seen = True
                 if self.link_lost:
                     self.link_lost = False
