@@ -172,6 +172,9 @@ def _weather_checks(plan: FlightPlan, w: Weather | None, now: datetime) -> list[
         checks.append(Check("significant_weather", "warn",
                             f"{', '.join(SEVERE_WEATHER[p[2:]] for p in near)} in the vicinity: watch it before launch",
                             ", ".join(near)))
+    else:
+        checks.append(Check("significant_weather", "pass",
+                            "no thunderstorm, hail, squall, freezing precipitation or dust reported", "none"))
     return checks
 
 
@@ -182,8 +185,10 @@ def _energy_checks(plan: FlightPlan, e: EnergyReport, weather_known: bool) -> li
     checks: list[Check] = []
     air = "" if weather_known else " in still air (no wind known)"
     budget = e.usable_wh - e.reserve_wh
-    tail = (f"; at this wind the largest parcel is {min(e.max_payload_kg, a.max_payload_kg):.2f} kg and the "
-            f"largest out-and-back radius {e.max_radius_m / 1000:.1f} km")
+    # the largest parcel the operator could send now: energy, then the airframe's structural limits
+    max_parcel = max(0.0, min(e.max_payload_kg, a.max_payload_kg, a.max_takeoff_mass_kg - a.empty_mass_kg))
+    tail = (f"; at this wind the largest parcel is {max_parcel:.2f} kg and the largest out-and-back radius "
+            f"{e.max_radius_m / 1000:.1f} km")
     if e.infeasible_legs:
         checks.append(Check("energy", "fail", f"cannot be computed: some legs cannot be flown against the wind{tail}",
                             None, budget, "Wh"))

@@ -15,7 +15,7 @@ from groundctl.errors import GroundctlError, InputError
 from .conftest import DATA, NOW
 
 FORECAST = (DATA / "forecast_cmac.json").read_bytes()
-SLOW_S = 1.0
+SLOW_S = 3.0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -115,7 +115,8 @@ def test_service_failures_are_errors_by_kind(server, path, kind, text):
     t0 = time.monotonic()
     with pytest.raises(WeatherServiceError) as e:
         c.forecast_sync(-35.36, 149.16, now=NOW)
-    assert time.monotonic() - t0 < SLOW_S  # a timeout does not wait for the server
+    if kind == "timeout":
+        assert time.monotonic() - t0 < SLOW_S - 0.5  # a timeout does not wait for the server
     assert e.value.kind == kind and text in str(e.value)
     assert e.value.field == "forecast_url" and isinstance(e.value, GroundctlError)
     assert c.requests == 1 and c.cached(-35.36, 149.16, NOW) is None  # failures are not cached
