@@ -21,6 +21,7 @@ from groundctl.errors import CheckFailure, InputError, PlanRefused
 Status = Literal["pass", "warn", "fail"]
 SEVERE_WEATHER = {"TS": "thunderstorm", "FC": "funnel cloud", "SQ": "squall", "GR": "hail", "GS": "small hail",
                   "FZ": "freezing precipitation or fog", "SS": "sandstorm", "DS": "duststorm", "VA": "volcanic ash"}
+CONVECTIVE_CLOUD = {"CB": "cumulonimbus", "TCU": "towering cumulus"}
 
 
 @dataclass(frozen=True)
@@ -163,14 +164,16 @@ def _weather_checks(plan: FlightPlan, w: Weather | None, now: datetime) -> list[
         checks.append(Check("temperature", "pass", f"temperature is {w.temp_c:.1f} °C, within {rng} °C",
                             w.temp_c, rng, "°C"))
     severe = [p for p in w.phenomena if p in SEVERE_WEATHER]
-    near = [p for p in w.phenomena if p.startswith("VC") and p[2:] in SEVERE_WEATHER]
+    near = [SEVERE_WEATHER[p[2:]] + " in the vicinity" for p in w.phenomena
+            if p.startswith("VC") and p[2:] in SEVERE_WEATHER]
+    near += [CONVECTIVE_CLOUD[p] + " reported" for p in w.phenomena if p in CONVECTIVE_CLOUD]
     if severe:
         checks.append(Check("significant_weather", "fail",
                             f"{', '.join(SEVERE_WEATHER[p] for p in severe)} reported at the station: do not fly "
                             f"until it has passed", ", ".join(severe)))
     elif near:
         checks.append(Check("significant_weather", "warn",
-                            f"{', '.join(SEVERE_WEATHER[p[2:]] for p in near)} in the vicinity: watch it before launch",
+                            f"{', '.join(near)}: expect sudden gusts and showers; watch the sky before launch",
                             ", ".join(near)))
     else:
         checks.append(Check("significant_weather", "pass",

@@ -353,6 +353,9 @@ def parse_metar(text: str, *, now: datetime) -> Weather:
             level = intensity if intensity in ("-", "+") else ""
             precip = max([precip] + [_PRECIP_RATE.get(k, _PRECIP_DEFAULT)[level] for k in kinds])
             estimated = True
+    for _cover, _height, cloud in getattr(m, "sky", []) or []:
+        if cloud in ("CB", "TCU") and cloud not in phenomena:
+            phenomena.append(cloud)
     if m.precip_1hr is not None:
         precip = max(precip, m.precip_1hr.value("CM") * 10.0)
         estimated = False

@@ -62,8 +62,9 @@ def test_m100_cruise_power_matches_measured_flights():
     500 g (in a USPS Small Flat Rate Box), cruise ground speed 4, 6, 8, 10 and 12 m/s, cruise altitude
     25-100 m, battery current and voltage at ~5 Hz.
 
-    Measured: cruise electrical power of roughly 400-500 W across those payloads and speeds (the
-    range quoted for this data set; we could not re-read the raw CSV offline).
+    Measured: cruise electrical power of roughly 400-500 W across those payloads and speeds. That band
+    is the summary figure given for this data set in the go/no-go issue; the raw flights.csv could
+    not be downloaded here to recompute it, so the tolerance below is deliberately loose.
 
     Model (parameters above, nothing fitted to these flights), over the 3 x 5 grid of payloads and
     speeds: mean 409 W (9 % under the 450 W middle of the measured band), every point between

@@ -192,3 +192,11 @@ def test_now_must_be_aware(make_plan):
     with pytest.raises(InputError) as e:
         preflight(make_plan(1.2), fair(), now=datetime(2026, 11, 21, 6, 30))
     assert e.value.field == "now"
+
+
+def test_showers_nearby_and_cumulonimbus_warn(make_plan):
+    w = parse_metar("YSCB 210600Z 31008KT 9999 VCTS SCT030CB 18/05 Q1012", now=NOW)
+    v = preflight(make_plan(1.2), w, now=NOW)
+    c = v.check("significant_weather")
+    assert c.status == "warn" and "thunderstorm in the vicinity" in c.message and "cumulonimbus" in c.message
+    assert v.go

@@ -74,7 +74,7 @@ def test_metres_per_second_and_rain():
 
 def test_thunderstorm_heavy_rain_and_vicinity_showers():
     w = parse_metar("YSCB 210600Z 31015KT 3000 +TSRA VCSH BKN020CB 18/15 Q1008", now=NOW)
-    assert "TS" in w.phenomena
+    assert "TS" in w.phenomena and "CB" in w.phenomena
     assert w.precip_mmph == 15.0
 
 
