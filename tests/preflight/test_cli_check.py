@@ -16,6 +16,7 @@ from groundctl.faces.cli_check import parse_size, register, render_verdict, weat
 from groundctl.errors import InputError
 
 from .conftest import CMAC, DATA, NOW, REPO
+from .test_forecast_http import server  # noqa: F401  (the loopback forecast server fixture)
 
 FAIR = "YSCB 210600Z 31008KT 9999 FEW030 18/05 Q1012"
 AT = ["--now", "2026-11-21T06:30:00Z"]
@@ -43,7 +44,7 @@ def test_no_go_exits_1_and_json_lists_every_failure(app):
     r = run(app, "--zone", "clinic-east", "--parcel-kg", "40", "--handling", "signature", "--parcel-size", "60x20x10cm",
             "--wind", "16", "--wind-dir", "45", "--json", *AT)
     assert r.exit_code == 1, r.output
-    d = json.loads(r.stdout)
+    d = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     assert d["go"] is False
     assert {"payload_mass", "takeoff_mass", "parcel_size", "handling", "wind", "headwind", "energy"} <= set(d["failures"])
     assert d["plan"]["zone"] == "clinic-east" and d["weather"]["source"] == "command line"
@@ -131,3 +132,13 @@ def test_render_verdict(make_plan):
     render_verdict(v, console)
     text = console.export_text()
     assert "NO-GO" in text and "payload_mass" in text and "no weather observation" in text
+
+
+def test_forecast_url_from_the_loopback_server(app, server):  # noqa: F811
+    r = run(app, "--zone", "clinic-east", "--parcel-kg", "1.2", "--forecast-url", f"{server}/ok/v1/forecast", "--json", *AT)
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["weather"]["source"].startswith("forecast") and d["weather"]["valid_time"].startswith("2026-11-21T06:00")
+    assert "interpolated between 10 m and 80 m" in next(c for c in d["checks"] if c["check"] == "wind")["message"]
+    r = run(app, "--zone", "clinic-east", "--forecast-url", f"{server}/fail/v1/forecast", *AT)
+    assert r.exit_code == 2 and "HTTP 500" in r.stderr
