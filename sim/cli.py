@@ -60,8 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _glue_negative_values(argv: list[str]) -> list[str]:
+    """Let `--home -35.3,149.1,...` through: argparse takes a leading '-' for an option."""
+    out = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--home", "--obstacle") and i + 1 < len(argv):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(_glue_negative_values(argv))
     if not (args.tcp or args.udp_out or args.udp_in):
         args.tcp = ["127.0.0.1:5760"]
     runner = Runner(args.speedup)

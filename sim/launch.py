@@ -15,6 +15,7 @@ import os
 import selectors
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Iterator, Optional, Sequence
 
@@ -51,7 +52,7 @@ class SimHandle:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout)
-        for f in (self.proc.stdout, self.proc.stderr):
+        for f in (self.proc.stdout, self.proc.stderr, getattr(self, "_errfile", None)):
             if f is not None:
                 try:
                     f.close()
@@ -61,8 +62,10 @@ class SimHandle:
 
 def start_sim(args: Sequence[str] = (), *, timeout: float = 15.0,
               python: Optional[str] = None, env: Optional[dict] = None,
-              cwd: Optional[str] = None, stderr=subprocess.DEVNULL) -> SimHandle:
-    """Start `python -m sim *args`, wait for one SIM READY line per vehicle."""
+              cwd: Optional[str] = None, stderr=None) -> SimHandle:
+    """Start `python -m sim *args`, wait for one SIM READY line per vehicle.
+
+    stderr defaults to a temporary file whose tail is quoted if the sim fails to start."""
     args = list(args)
     if not any(a in ("--tcp", "--udp-in", "--udp-out") for a in args):
         args += ["--tcp", "127.0.0.1:0"]
@@ -72,8 +75,16 @@ def start_sim(args: Sequence[str] = (), *, timeout: float = 15.0,
     e = dict(os.environ if env is None else env)
     e["PYTHONPATH"] = _ROOT + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
     e.setdefault("PYTHONUNBUFFERED", "1")
+    errfile = tempfile.TemporaryFile() if stderr is None else None
     proc = subprocess.Popen([python or sys.executable, "-m", "sim", *args], cwd=cwd or _ROOT,
-                            stdout=subprocess.PIPE, stderr=stderr, env=e)
+                            stdout=subprocess.PIPE, stderr=errfile or stderr, env=e)
+
+    def err_tail() -> str:
+        if errfile is None:
+            return ""
+        errfile.seek(0)
+        return errfile.read().decode(errors="replace")[-2000:]
+
     ready: list[tuple[int, list[str]]] = []
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
@@ -83,12 +94,12 @@ def start_sim(args: Sequence[str] = (), *, timeout: float = 15.0,
         while len(ready) < count:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise SimError(f"sim did not report ready within {timeout}s")
+                raise SimError(f"sim did not report ready within {timeout}s\n{err_tail()}")
             if not sel.select(left):
                 continue
             chunk = os.read(proc.stdout.fileno(), 4096)
             if not chunk:
-                raise SimError(f"sim exited early with code {proc.wait()}")
+                raise SimError(f"sim exited early with code {proc.wait()}\n{err_tail()}")
             buf += chunk
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
@@ -102,4 +113,6 @@ def start_sim(args: Sequence[str] = (), *, timeout: float = 15.0,
         raise
     finally:
         sel.close()
-    return SimHandle(proc, ready)
+    handle = SimHandle(proc, ready)
+    handle._errfile = errfile
+    return handle

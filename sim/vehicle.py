@@ -652,12 +652,13 @@ class Vehicle:
     # ------------------------------------------------------------- reboot
     def reboot(self) -> None:
         """Links drop and come back after REBOOT_S; params, mission, fence, rally survive."""
-        self.text(M.MAV_SEVERITY_INFO, "Rebooting")
+        # stop listening before dropping clients, so a client that reconnects on
+        # seeing the close is refused rather than accepted into a dying socket
+        for srv in self.servers:
+            srv.pause()
         for link in list(self.links):
             if getattr(link, "closable", False):
                 link.close()
-        for srv in self.servers:
-            srv.pause()
         self.rebooting_until = self.now + REBOOT_S
 
     def _finish_reboot(self) -> None:
@@ -1642,6 +1643,7 @@ class Vehicle:
         self.vu_des += max(-acc_z * dt, min(acc_z * dt, tvu - self.vu_des))
         dvu = self.vu_des - self.vu
         self.vu = self.vu_des
+        h_before = self.h
         self.n += self.vn * dt
         self.e += self.ve * dt
         self.h += self.vu * dt
@@ -1650,8 +1652,8 @@ class Vehicle:
         parcel_supported = False
         if self.parcel_attached:
             parcel_supported = self.parcel_bottom() <= gh + 0.001
-            if not self.winch_enabled or self.winch_len < 0.01:
-                floor = gh + PARCEL_HANG_M  # the held parcel touches first
+            if (not self.winch_enabled or self.winch_len < 0.01) and h_before >= gh + PARCEL_HANG_M - 0.01:
+                floor = gh + PARCEL_HANG_M  # coming down: the held parcel touches first
         blocked = False
         if self.h <= floor:
             self.h = floor

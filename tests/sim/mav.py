@@ -84,6 +84,11 @@ class MavClient:
                 return None
             self.poll()
 
+    def latest(self, mtype: str, timeout: float = 5.0):
+        """The next message of this type to arrive from now on (older ones are dropped)."""
+        self.seen = [m for m in self.seen if m.get_type() != mtype]
+        return self.recv(mtype, timeout=timeout)
+
     def wait_text(self, needle: str, timeout: float = 20.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -94,6 +99,7 @@ class MavClient:
 
     def command(self, cmd, *params, timeout: float = 5.0):
         p = list(params) + [0.0] * (7 - len(params))
+        self.seen.clear()  # what follows a command is judged on fresh messages
         self.send(M.MAVLink_command_long_message(1, 1, cmd, 0, *p))
         ack = self.recv("COMMAND_ACK", lambda m: m.command == cmd, timeout)
         return None if ack is None else ack.result
