@@ -263,8 +263,8 @@ _PRECIP_RATE = {
     "SN": {"-": 1.0, "": 2.5, "+": 5.0},
 }
 _PRECIP_DEFAULT = {"-": 2.5, "": 7.6, "+": 15.0}  # SG, IC, PL, GR, GS, UP: treat like rain
-_SEVERE = {"TS": "thunderstorm", "FC": "funnel cloud", "SQ": "squall", "GR": "hail", "GS": "small hail",
-           "FZ": "freezing precipitation/fog", "SS": "sandstorm", "DS": "duststorm", "VA": "volcanic ash"}
+# codes kept in Weather.phenomena; preflight decides which of them ground a flight
+_SEVERE = ("TS", "FC", "SQ", "GR", "GS", "FZ", "SS", "DS", "VA")
 
 
 def _metar_time(text: str, now: datetime) -> datetime:
