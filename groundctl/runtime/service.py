@@ -114,8 +114,8 @@ class LiveHub:
     """Latest position/phase of every vehicle, pushed to WebSocket subscribers at a fixed rate.
 
     One task serialises each frame once and hands the same string to every subscriber queue, so the cost
-    per subscriber is a queue put and a socket write. A slow subscriber's queue fills and it skips
-    frames instead of holding everyone back.
+    per subscriber is a queue put and a socket write. A slow subscriber skips old frames instead of
+    holding everyone back.
     """
 
     def __init__(self, hz: float) -> None:
@@ -141,10 +141,12 @@ class LiveHub:
 
     def _fan_out(self, text: str) -> None:
         for q in list(self.subscribers):
-            try:
-                q.put_nowait(text)
-            except asyncio.QueueFull:
-                pass
+            if q.full():  # a slow reader loses its oldest frame: the newest position is the one that matters
+                try:
+                    q.get_nowait()
+                except asyncio.QueueEmpty:
+                    pass
+            q.put_nowait(text)
 
     def snapshot(self) -> dict:
         return {"type": "snapshot", "time": utcnow().isoformat(), "vehicles": list(self.vehicles.values())}
@@ -742,7 +744,7 @@ class Service:
             self.live.publish({"type": "event", "delivery": delivery_id, "vehicle": vehicle.name, **ev.to_dict()})
 
         def on_progress(p: Progress) -> None:
-            self._on_progress(delivery_id, vehicle.name, p)
+            self._on_progress(delivery_id, vehicle.name, plan, p)
 
         try:
             from groundctl.runtime.fly import DeliveryFlight  # noqa: PLC0415
@@ -766,11 +768,20 @@ class Service:
             self.flights.pop(delivery_id, None)
             self.tasks.pop(delivery_id, None)
 
-    def _on_progress(self, delivery_id: int, vehicle: str, p: Progress) -> None:
+    def _on_progress(self, delivery_id: int, vehicle: str, plan: FlightPlan, p: Progress) -> None:
         data = asdict(p)
-        data.update({"vehicle": vehicle, "delivery": delivery_id, "time": self.now().isoformat()})
-        if p.eta_s is not None and math.isfinite(p.eta_s) and p.phase in ("preflight", "taking_off", "en_route"):
-            data["eta_to_zone"] = (self.now() + timedelta(seconds=p.eta_s)).isoformat()
+        now = self.now()
+        data.update({"vehicle": vehicle, "delivery": delivery_id, "time": now.isoformat()})
+        # the flight's eta_s runs to the landing at the hub; a recipient wants the drop: subtract the way back
+        if p.phase in ("preflight", "taking_off", "en_route") and p.distance_to_go_m is not None:
+            a = plan.airframe
+            to_zone = max(0.0, p.distance_to_go_m - plan.route_back.length_m)
+            gs = p.groundspeed_mps if p.groundspeed_mps and p.groundspeed_mps > 1.0 else a.cruise_speed_mps
+            lower_s = max(0.0, plan.cruise_alt_m - plan.zone_ground_rel_home_m) / a.descent_speed_mps
+            climb_s = 0.0 if p.phase != "preflight" else plan.cruise_alt_m / a.climb_speed_mps
+            eta_s = to_zone / gs + lower_s + climb_s
+            data["eta_to_zone_s"] = round(eta_s, 1)
+            data["eta_to_zone"] = (now + timedelta(seconds=eta_s)).isoformat()
         for k, v in list(data.items()):
             if isinstance(v, float) and not math.isfinite(v):
                 data[k] = None
@@ -789,8 +800,16 @@ class Service:
             if flight is None:
                 raise Conflict(f"delivery {delivery_id} has no live link to its vehicle right now", field="delivery_id")
             await flight.abort(action)
-            self.store.append_event(delivery_id, DeliveryEvent("aborted", message=f"operator abort: {action}",
-                                                               data={"action": action}))
+            # the flight records the abort itself, with the vehicle's position; only if it stays silent
+            # (a link that is down, say) is the operator's request recorded here
+            for _ in range(30):
+                await asyncio.sleep(0.1)
+                with self.store.session() as s:
+                    if "aborted" in self.store.kinds(s, delivery_id):
+                        break
+            else:
+                self.store.append_event(delivery_id, DeliveryEvent("aborted", message=f"operator abort: {action}",
+                                                                   data={"action": action}))
         else:
             raise Conflict(f"delivery {delivery_id} is {state}; nothing to abort", field="delivery_id")
         return self.get_delivery(None, delivery_id)

@@ -93,7 +93,10 @@
         const [x, y] = view.px(g.coordinates[0], g.coordinates[1]);
         ctx.beginPath(); ctx.arc(x, y, view.m(p.radius_m || 0), 0, 2 * Math.PI);
       } else pathOf(g);
+      // a zone whose floor is above the ground (an upper band) does not block low flights: draw it fainter
+      ctx.globalAlpha = nofly && p.floor_m > 0 ? 0.35 : 1;
       ctx.fill("evenodd"); ctx.stroke();
+      ctx.globalAlpha = 1;
       if (nofly) { const c = centre(g); label(p.name, ...view.px(c[0], c[1])); }
     }
     ctx.setLineDash([6, 4]); ctx.strokeStyle = COLORS.route; ctx.lineWidth = 2;

@@ -1,0 +1,64 @@
+"""The map page in headless Chromium: it must draw the zones it fetched, not just serve HTML."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.api.conftest import CLINIC_EAST, FARM_NORTH, OP, OP_KEY, register, zone_body
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install -y chromium)")
+
+ZONE_RGB = (0x22, 0xB1, 0x4C)  # COLORS.zone in map.js
+NOFLY_RGB = (0xE8, 0xA2, 0x9E)
+AREA_RGB = (0xDC, 0xE8, 0xF5)
+ROUTE_RGB = (0x7B, 0x3F, 0xA0)
+
+
+def screenshot(url: str, out, tmp_path, size=(1000, 800)) -> np.ndarray:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+           "--disable-default-apps", "--disable-extensions", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+           # let the page's fetch() calls finish before the shot is taken
+           "--virtual-time-budget=8000", "--run-all-compositor-stages-before-draw",
+           f"--window-size={size[0]},{size[1]}", f"--screenshot={out}", url]
+    p = subprocess.run(cmd, capture_output=True, timeout=90)
+    assert out.exists(), p.stderr.decode()[-2000:]
+    from PIL import Image
+    return np.asarray(Image.open(out).convert("RGB")).astype(int)
+
+
+def count(img: np.ndarray, rgb, tol=6) -> int:
+    """Pixels of a colour on the map itself: the legend panel in the top-left corner has a swatch of each."""
+    hit = np.abs(img - np.array(rgb)).max(axis=2) <= tol
+    hit[:210, :210] = False
+    return int(hit.sum())
+
+
+def test_map_draws_area_no_fly_zones_zones_and_routes(server, tmp_path):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        h = register(c, "map")
+        zids = [c.post("/api/v1/zones", json=zone_body(p, name=n), headers=h).json()["id"]
+                for p, n in ((CLINIC_EAST, "clinic"), (FARM_NORTH, "farm"))]
+        d = c.post("/api/v1/deliveries", json={"zone_id": zids[0], "parcel": {"mass_kg": 1}}, headers=OP)
+        assert d.json()["state"] == "planned"
+    img = screenshot(f"{server.url}/?key={OP_KEY}", tmp_path / "map.png", tmp_path)
+    assert img.shape[:2] == (800, 1000)
+    assert count(img, AREA_RGB) > 50_000, "service area not drawn"
+    assert count(img, NOFLY_RGB) > 2_000, "no-fly zones not drawn"
+    zone_px = count(img, ZONE_RGB)
+    assert zone_px > 2 * 80, f"landing zones not drawn ({zone_px} px of the zone colour)"
+    assert count(img, ROUTE_RGB, tol=40) > 100, "planned route not drawn"
+
+
+def test_map_without_key_shows_only_public_layers(server, tmp_path):
+    img = screenshot(f"{server.url}/", tmp_path / "public.png", tmp_path)
+    assert count(img, AREA_RGB) > 50_000
+    assert count(img, ZONE_RGB) == 0  # zones are the recipients' business
+    assert count(img, ROUTE_RGB, tol=40) == 0
