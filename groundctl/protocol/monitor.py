@@ -19,8 +19,8 @@ What ArduPilot really sends during a delivery, checked in its source:
 from __future__ import annotations
 
 import math
-import statistics
 import re
+import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -340,11 +340,11 @@ class FlightMonitor:
         if dist is not None and dist > 2 * self.spec.zone_radius_m:
             self._fail_drop(now, f"released {dist:.0f} m from the zone centre")
 
-    def _fail_drop(self, now: float, reason: str) -> None:
+    def _fail_drop(self, now: float, reason: str, **data: Any) -> None:
         if self.drop_failed:
             return
         self.drop_failed = True
-        self._emit("drop_failed", now, reason)
+        self._emit("drop_failed", now, reason, **data)
 
     def _advance(self, now: float) -> None:
         s, sp = self.state, self.spec
@@ -484,16 +484,7 @@ class FlightMonitor:
                 before = statistics.median(x[0] for x in b)
                 after = statistics.median(x[0] for x in a)
                 if before > 0 and after > before * (1.0 - self.spec.jam_min_drop):
-                    self.drop_failed = True
-                    self._once.add("drop_failed")
-                    self._emit_jam(now, before, after, bucket)
+                    self._fail_drop(now, f"gripper jam suspected: {bucket} throttle {after:.0f}% after the release, "
+                                         f"{before:.0f}% before",
+                                    throttle_before_pct=round(before, 1), throttle_after_pct=round(after, 1))
                 return
-
-    def _emit_jam(self, now: float, before: float, after: float, bucket: str) -> None:
-        s = self.state
-        ev = DeliveryEvent(kind="drop_failed", time=self._wall(now), lat=s.lat, lon=s.lon, alt_rel_m=s.alt_rel_m,
-                           message=f"gripper jam suspected: {bucket} throttle {after:.0f}% after the release, "
-                                   f"{before:.0f}% before",
-                           data={"throttle_before_pct": round(before, 1), "throttle_after_pct": round(after, 1),
-                                 "mono": now, "mission_seq": s.mission_seq})
-        self.events.append(ev)
