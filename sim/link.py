@@ -29,6 +29,7 @@ class Link:
             buf = msg.pack(self.mav)
         except Exception:  # pragma: no cover - a bad field must not kill the sim
             return
+        self.mav.seq = (self.mav.seq + 1) % 256  # pack() alone does not advance it
         self.send_bytes(buf)
 
     def feed(self, data: bytes) -> None:

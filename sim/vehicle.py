@@ -1837,16 +1837,21 @@ class Vehicle:
     def make_msg(self, name: str):
         t_boot_ms = int((self.now - self.boot_time) * 1000) & 0xFFFFFFFF
         if name == "HEARTBEAT":
-            base = M.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | M.MAV_MODE_FLAG_STABILIZE_ENABLED
+            # GCS_MAVLINK_Copter::base_mode / vehicle_system_status
+            base = (M.MAV_MODE_FLAG_STABILIZE_ENABLED | M.MAV_MODE_FLAG_MANUAL_INPUT_ENABLED
+                    | M.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED)
             if self.armed:
                 base |= M.MAV_MODE_FLAG_SAFETY_ARMED
-            if self.mode in (AUTO, GUIDED, RTL, LAND, LOITER, BRAKE, SMART_RTL, POSHOLD):
-                base |= M.MAV_MODE_FLAG_GUIDED_ENABLED
-            status = M.MAV_STATE_ACTIVE if self.armed else M.MAV_STATE_STANDBY
-            if not self.ekf_ready:
-                status = M.MAV_STATE_BOOT if self.now - self.boot_time < 1.0 else M.MAV_STATE_STANDBY
+            if self.mode in REQUIRES_GPS and not self.land_complete:
+                base |= M.MAV_MODE_FLAG_GUIDED_ENABLED  # horizontal position controller active
             if self.batt_failsafe or self.gcs_failsafe:
-                status = M.MAV_STATE_CRITICAL if self.armed else status
+                status = M.MAV_STATE_CRITICAL
+            elif self.land_complete:
+                status = M.MAV_STATE_STANDBY  # also when armed on the ground
+            else:
+                status = M.MAV_STATE_ACTIVE
+            if self.now - self.boot_time < 1.0:
+                status = M.MAV_STATE_BOOT
             return M.MAVLink_heartbeat_message(M.MAV_TYPE_QUADROTOR, M.MAV_AUTOPILOT_ARDUPILOTMEGA,
                                                base, self.mode, status, 3)
         if name == "GLOBAL_POSITION_INT":

@@ -35,6 +35,7 @@ class MavClient:
 
     def send(self, msg) -> None:
         self.sock.sendall(msg.pack(self.mav))
+        self.mav.seq = (self.mav.seq + 1) % 256
 
     def poll(self, wait: float = 0.05) -> list:
         if self.heartbeat and time.monotonic() - self._last_hb > 0.5:

@@ -40,7 +40,10 @@ def test_position_is_zero_until_ekf_origin(sim_factory):
     assert home.altitude == 584000
     assert c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
     hb = c.recv("HEARTBEAT", lambda m: m.base_mode & M.MAV_MODE_FLAG_SAFETY_ARMED, 5)
-    assert hb.system_status == M.MAV_STATE_ACTIVE and hb.custom_mode == 4
+    # armed but still on the ground: ArduCopter reports STANDBY until it is flying
+    assert hb.system_status == M.MAV_STATE_STANDBY and hb.custom_mode == 4
+    assert c.command(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 5) == M.MAV_RESULT_ACCEPTED
+    assert c.recv("HEARTBEAT", lambda m: m.system_status == M.MAV_STATE_ACTIVE, 5)
     c.close()
 
 
