@@ -27,7 +27,9 @@ ENABLE_GROUPS = {"GRIP_": "GRIP_ENABLE", "WINCH_": "WINCH_TYPE"}
 def default_table(sysid: int, battery_mah: int, speedup: float, wind_spd: float,
                   wind_dir: float) -> list[tuple[str, float, int]]:
     t: list[tuple[str, float, int]] = [
-        ("SYSID_THISMAV", sysid, INT16),
+        # ArduPilot 4.7 names (SYSID_THISMAV / SYSID_MYGCS before 4.7)
+        ("MAV_SYSID", sysid, INT16),
+        ("MAV_GCS_SYSID", 255, INT16),
         ("FRAME_CLASS", 1, INT8),
         ("FRAME_TYPE", 1, INT8),
         ("ARMING_CHECK", 1, INT32),

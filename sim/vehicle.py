@@ -310,13 +310,17 @@ class Vehicle:
         tgt = getattr(msg, "target_system", 0)
         if tgt not in (0, self.sysid) and t not in ("HEARTBEAT",):
             return
+        # addressed to another component of this system (camera, gimbal...): not ours
+        if getattr(msg, "target_component", 0) not in (0, 1):
+            return
         h = getattr(self, "_h_" + t, None)
         if h is not None:
             h(link, msg)
 
     # ---------------------------------------------------------- handlers
     def _h_HEARTBEAT(self, link, msg):
-        if msg.type == M.MAV_TYPE_GCS:
+        # GCS_MAVLINK::handle_heartbeat: only our GCS's sysid keeps the GCS failsafe away
+        if msg.get_srcSystem() == self.params["MAV_GCS_SYSID"]:
             self.gcs_last_hb = self.now
 
     def _h_PARAM_REQUEST_LIST(self, link, msg):
@@ -1101,7 +1105,14 @@ class Vehicle:
                 if self.now >= self.loiter_until:
                     self.text(M.MAV_SEVERITY_INFO, f"Reached command #{idx}")
                     done = True
-        elif c in (M.MAV_CMD_NAV_LOITER_UNLIM, M.MAV_CMD_NAV_LOITER_TURNS):
+        elif c == M.MAV_CMD_NAV_LOITER_TURNS:
+            # circling is not flown; the time the turns would take is spent at the centre
+            if self.reached():
+                if self.loiter_until is None:
+                    r = max(abs(it.param3), 1.0)
+                    self.loiter_until = self.now + it.param1 * 2 * math.pi * r / max(self.speed_xy, 1.0)
+                done = self.now >= self.loiter_until
+        elif c == M.MAV_CMD_NAV_LOITER_UNLIM:
             done = False
         elif c == M.MAV_CMD_NAV_LAND:
             if self.sub == "land" and self.land_complete and self.armed:
@@ -1297,8 +1308,11 @@ class Vehicle:
         if r["state"] == "land":
             self.landing_run(r["n"], r["e"])
             if self.land_complete and self.armed:
-                self.disarm()
                 r["state"] = "done"
+                # RTL mode disarms on landing; inside AUTO the NAV_RETURN_TO_LAUNCH item is
+                # verified first and the mission end disarms (exit_mission)
+                if self.mode != AUTO:
+                    self.disarm()
 
     def landing_run(self, n: float, e: float) -> None:
         """Descend: WPNAV_SPEED_DN above LAND_ALT_LOW, LAND_SPEED below it."""

@@ -283,3 +283,74 @@ def test_link_cut_after_takeoff(sim_factory):
     # 20 sim seconds of silence at speedup 20 is ~1 s of wall time
     assert max(gaps) > 0.8
     c.close()
+
+
+def test_winch_delivery_mission(sim_factory):
+    h = sim_factory("--speedup", "50", "--no-ekf-s", "1", "--payload-kg", "1.5")
+    c = MavClient(h.urls[0])
+    c.set_param("WINCH_TYPE", 1, M.MAV_PARAM_TYPE_INT8)
+    c = setup_gripper(c, h.urls[0])
+    zlat, zlon = offset(HOME[0], HOME[1], 40, 0)
+    mission = [
+        item(0, 16, M.MAV_FRAME_GLOBAL_INT, lat=HOME[0], lon=HOME[1]),
+        item(1, M.MAV_CMD_NAV_TAKEOFF, alt=15),
+        item(2, M.MAV_CMD_NAV_WAYPOINT, lat=zlat, lon=zlon, alt=15),
+        item(3, M.MAV_CMD_DO_WINCH, M.MAV_FRAME_MISSION, p1=1, p2=M.WINCH_RELATIVE_LENGTH_CONTROL, p3=16, p4=1),
+        item(4, M.MAV_CMD_NAV_LOITER_TIME, p1=25, lat=zlat, lon=zlon, alt=15),
+        item(5, M.MAV_CMD_DO_GRIPPER, M.MAV_FRAME_MISSION, p1=1, p2=M.GRIPPER_ACTION_RELEASE),
+        item(6, M.MAV_CMD_NAV_LOITER_TIME, p1=3, lat=zlat, lon=zlon, alt=15),
+        item(7, M.MAV_CMD_DO_WINCH, M.MAV_FRAME_MISSION, p1=1, p2=M.WINCH_RELATIVE_LENGTH_CONTROL, p3=-16, p4=1),
+        item(8, M.MAV_CMD_NAV_LOITER_TIME, p1=20, lat=zlat, lon=zlon, alt=15),
+        item(9, M.MAV_CMD_NAV_WAYPOINT, lat=HOME[0], lon=HOME[1], alt=15),
+        item(10, M.MAV_CMD_NAV_LAND, lat=HOME[0], lon=HOME[1]),
+    ]
+    assert c.upload(mission) == M.MAV_MISSION_ACCEPTED
+    assert c.command(M.MAV_CMD_SET_MESSAGE_INTERVAL, M.MAVLINK_MSG_ID_WINCH_STATUS, 200000) == M.MAV_RESULT_ACCEPTED
+    c.command(M.MAV_CMD_DO_SET_MODE, 1, 4)
+    c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1)
+    c.command(M.MAV_CMD_MISSION_START)
+    lengths, reached = [], []
+    deadline = time.monotonic() + 12
+    while time.monotonic() < deadline:
+        m = c.recv(("WINCH_STATUS", "MISSION_ITEM_REACHED", "HEARTBEAT"), timeout=1)
+        if m is None:
+            continue
+        if m.get_type() == "WINCH_STATUS":
+            lengths.append(m.line_length)
+        elif m.get_type() == "MISSION_ITEM_REACHED":
+            reached.append(m.seq)
+        elif not m.base_mode & M.MAV_MODE_FLAG_SAFETY_ARMED and reached:
+            break
+    assert max(lengths) > 15.5 and lengths[-1] < 0.5
+    # DO_WINCH is verified through Copter's verify_command, so it is "reached"; DO_GRIPPER is not
+    assert reached == [1, 2, 3, 4, 6, 7, 8, 9]
+    assert in_order(c.texts, ["Mission: 3 Winch", "Mission: 4 LoitTime", "Mission: 5 Gripper",
+                              "Gripper load releasing", "Gripper load released", "Mission: 7 Winch"])
+    c.close()
+
+
+def test_rtl_item_in_mission_and_gcs_failsafe(sim_factory):
+    h = sim_factory("--speedup", "50", "--no-ekf-s", "1")
+    c = MavClient(h.urls[0])
+    c.hb_period = 0.02  # 1 sim second at speedup 50, well inside FS_GCS_TIMEOUT
+    c.set_param("FS_GCS_ENABLE", 1, M.MAV_PARAM_TYPE_INT8)
+    zlat, zlon = offset(HOME[0], HOME[1], 40, 0)
+    mission = [item(0, 16, M.MAV_FRAME_GLOBAL_INT, lat=HOME[0], lon=HOME[1]),
+               item(1, M.MAV_CMD_NAV_TAKEOFF, alt=10),
+               item(2, M.MAV_CMD_NAV_WAYPOINT, lat=zlat, lon=zlon, alt=10),
+               item(3, M.MAV_CMD_NAV_RETURN_TO_LAUNCH)]
+    assert c.upload(mission) == M.MAV_MISSION_ACCEPTED
+    c.wait_ekf()
+    c.command(M.MAV_CMD_DO_SET_MODE, 1, 4)
+    c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1)
+    c.command(M.MAV_CMD_MISSION_START)
+    assert c.recv("MISSION_ITEM_REACHED", lambda m: m.seq == 3, 10)
+    assert c.recv("HEARTBEAT", lambda m: not m.base_mode & M.MAV_MODE_FLAG_SAFETY_ARMED, 5)
+    # now fly again and go silent: the GCS failsafe brings it home
+    c.command(M.MAV_CMD_DO_SET_MODE, 1, 4)
+    c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1)
+    assert c.command(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 10) == M.MAV_RESULT_ACCEPTED
+    c.heartbeat = False
+    assert c.wait_text("GCS Failsafe", 5)
+    assert c.recv("HEARTBEAT", lambda m: m.custom_mode == 6 and m.system_status == M.MAV_STATE_CRITICAL, 3)
+    c.close()
