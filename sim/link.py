@@ -53,6 +53,8 @@ class TcpClient(Link):
         self.runner = runner
         self.out = bytearray()
         self.closed = False
+        self.dirty = False
+        self.want_write = False
         runner.sel.register(sock, selectors.EVENT_READ, self._ready)
 
     def _ready(self, mask: int) -> None:
@@ -71,21 +73,24 @@ class TcpClient(Link):
             self._flush()
 
     def send_bytes(self, buf: bytes) -> None:
+        # queued and written once per loop iteration: one send() per burst, not per message
         if self.closed:
             return
-        if self.out:
-            self.out += buf
-            if len(self.out) > MAX_OUTBUF:
-                self.close()  # a client that never reads is dropped, not buffered forever
+        self.out += buf
+        if len(self.out) > MAX_OUTBUF:
+            self.close()  # a client that never reads is dropped, not buffered forever
             return
-        try:
-            n = self.sock.send(buf)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except OSError:
-            return self.close()
-        if n < len(buf):
-            self.out += buf[n:]
+        if not self.dirty:
+            self.dirty = True
+            self.runner.dirty.append(self)
+
+    def flush(self) -> None:
+        self.dirty = False
+        if self.closed or not self.out:
+            return
+        self._flush()
+        if self.out and not self.want_write:
+            self.want_write = True
             self.runner.sel.modify(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self._ready)
 
     def _flush(self) -> None:
@@ -96,12 +101,18 @@ class TcpClient(Link):
         except OSError:
             return self.close()
         del self.out[:n]
-        if not self.out:
+        if not self.out and self.want_write:
+            self.want_write = False
             self.runner.sel.modify(self.sock, selectors.EVENT_READ, self._ready)
 
     def close(self) -> None:
         if self.closed:
             return
+        if self.out:
+            try:
+                self.sock.send(self.out)  # best effort: e.g. the ACK of a reboot command
+            except OSError:
+                pass
         self.closed = True
         try:
             self.runner.sel.unregister(self.sock)

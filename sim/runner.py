@@ -20,6 +20,7 @@ class Runner:
         self._epoch0 = time.time()
         self.vehicles: list = []
         self._soon: list = []
+        self.dirty: list = []  # links with queued output
         self.running = True
 
     def set_speedup(self, speedup: float) -> None:
@@ -52,13 +53,22 @@ class Runner:
                 soon, self._soon = self._soon, []
                 for fn in soon:
                     fn()
+        self.flush()
         wait = max(0.0, (self.now + DT - self._target()) / self.speedup)
         for key, mask in self.sel.select(min(wait, 0.05)):
             key.data(mask)
+        self.flush()
         if self._soon:
             soon, self._soon = self._soon, []
             for fn in soon:
                 fn()
+            self.flush()
+
+    def flush(self) -> None:
+        if self.dirty:
+            dirty, self.dirty = self.dirty, []
+            for link in dirty:
+                link.flush()
 
     def run(self) -> None:
         while self.running:

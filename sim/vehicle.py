@@ -228,6 +228,7 @@ class Vehicle:
         self.next_due = now
         self.vu_des = 0.0
         self._blocked_since = None
+        self.idle_dt = 0.0
 
     @property
     def gripper_valid(self) -> bool:
@@ -1545,11 +1546,23 @@ class Vehicle:
         if self.grip_state in ("grabbing", "releasing"):
             self.update_gripper()
         if self.armed or not self.land_complete:
+            self.idle_dt = 0.0
             self.fly(dt)
         else:
-            self.update_battery(dt)
-            if self.mode == AUTO:
-                self.auto_logic()
+            # a vehicle sitting disarmed changes slowly: do its bookkeeping at 5 Hz so
+            # hundreds of idle vehicles stay cheap
+            self.idle_dt += dt
+            if self.idle_dt >= 0.2 or self.mode == AUTO:
+                self.update_battery(self.idle_dt)
+                if self.mode == AUTO:
+                    self.auto_logic()
+                if self.fence_enabled:
+                    self.fence_check()
+                self.failsafes()
+                self.idle_dt = 0.0
+            if now >= self.next_due:
+                self.telemetry()
+            return
         if self.winch_enabled:
             self.update_winch(dt)
         if self.fence_enabled:
