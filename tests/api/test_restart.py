@@ -1,0 +1,61 @@
+"""Kill the server (SIGKILL) mid-flight, start it again on the same data directory: the delivery carries on
+to 'landed' and no event is lost or repeated."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import httpx
+import pytest
+
+from tests.api.conftest import OP, ProcServer, register, zone_body
+from tests.api.test_flight import FLIGHT_ZONE, HUB, use_sim, wait_state
+
+pytest.importorskip("groundctl.runtime.fly")
+launch = pytest.importorskip("sim.launch")
+
+
+@pytest.mark.slow
+def test_sigkill_mid_flight_and_resume(tmp_path):
+    # the simulator is the aircraft: it keeps flying while the ground station is dead
+    sim = launch.start_sim(["--home", HUB, "--sysid", "1", "--speedup", "5", "--no-ekf-s", "1", "--payload-kg", "1.0",
+                            "--battery-wh", "222", "--mass-kg", "3.4"])
+    srv = ProcServer(tmp_path).start()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            use_sim(c, sim.urls[0])
+            h = register(c)
+            zid = c.post("/api/v1/zones", json=zone_body(FLIGHT_ZONE), headers=h).json()["id"]
+            did = c.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": {"mass_kg": 1.0}}, headers=OP).json()["id"]
+            assert c.post(f"/api/v1/deliveries/{did}/dispatch", json={}, headers=OP).status_code == 200
+            before = wait_state(c, did, {"en_route", "failed", "landed"}, 120)
+            assert before["state"] == "en_route", before
+        srv.kill()
+        killed_kinds = [r[0] for r in sqlite3.connect(tmp_path / "groundctl.db").execute(
+            "select kind from delivery_events where delivery_id = ? order by id", (did,))]
+        assert "en_route" in killed_kinds and "landed" not in killed_kinds
+
+        srv = ProcServer(tmp_path).start()
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            done = wait_state(c, did, {"landed", "failed"}, 240)
+            kinds = [e["kind"] for e in done["events"]]
+            assert done["state"] == "landed", kinds
+            end = time.monotonic() + 20
+            while done["outcome"] is None and time.monotonic() < end:
+                time.sleep(0.3)
+                done = c.get(f"/api/v1/deliveries/{did}", headers=OP).json()
+            kinds = [e["kind"] for e in done["events"]]
+            assert kinds[:len(killed_kinds)] == killed_kinds  # history kept as it was
+            for k in ("planned", "dispatched", "uploaded", "armed", "taking_off", "en_route", "at_zone", "released",
+                      "returning", "landed", "report"):
+                assert kinds.count(k) == 1, (k, kinds)
+            assert done["outcome"] == "delivered", kinds
+            assert done["proof_of_delivery"]["distance_from_zone_centre_m"] < 10
+        rows = sqlite3.connect(tmp_path / "groundctl.db").execute(
+            "select kind, occurrence, count(*) from delivery_events where delivery_id = ? group by kind, occurrence "
+            "having count(*) > 1", (did,)).fetchall()
+        assert rows == []
+    finally:
+        srv.stop()
+        sim.stop()
