@@ -1552,6 +1552,8 @@ class Vehicle:
             # a vehicle sitting disarmed changes slowly: do its bookkeeping at 5 Hz so
             # hundreds of idle vehicles stay cheap
             self.idle_dt += dt
+            if self.winch_enabled:
+                self.update_winch(dt)
             if self.idle_dt >= 0.2 or self.mode == AUTO:
                 self.update_battery(self.idle_dt)
                 if self.mode == AUTO:
