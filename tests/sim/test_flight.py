@@ -354,3 +354,53 @@ def test_rtl_item_in_mission_and_gcs_failsafe(sim_factory):
     assert c.wait_text("GCS Failsafe", 5)
     assert c.recv("HEARTBEAT", lambda m: m.custom_mode == 6 and m.system_status == M.MAV_STATE_CRITICAL, 3)
     c.close()
+
+
+def test_wind_slows_upwind_leg_and_costs_energy(sim_factory):
+    results = {}
+    for wind in ("0", "8"):
+        h = sim_factory("--speedup", "50", "--no-ekf-s", "1", "--wind-mps", wind, "--wind-dir-deg", "0")
+        c = MavClient(h.urls[0])
+        c.wait_ekf()
+        c.command(M.MAV_CMD_DO_SET_MODE, 1, 4)
+        c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1)
+        assert c.command(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 10) == M.MAV_RESULT_ACCEPTED
+        assert c.recv("GLOBAL_POSITION_INT", lambda m: m.relative_alt > 9700, 5)
+        hover = c.latest("SYS_STATUS").current_battery
+        w = c.latest("WIND")
+        tlat, tlon = offset(HOME[0], HOME[1], 400, 0)  # north, into the wind
+        c.send(M.MAVLink_set_position_target_global_int_message(
+            0, 1, 1, M.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, 0b110111111000,
+            int(tlat * 1e7), int(tlon * 1e7), 10, 0, 0, 0, 0, 0, 0, 0, 0))
+        hud = c.recv("VFR_HUD", lambda m: m.groundspeed > 9.5, 5)
+        cruise = c.latest("SYS_STATUS").current_battery
+        results[wind] = (hover, cruise, hud.airspeed - hud.groundspeed, w.speed, w.direction)
+        c.close()
+        h.stop()
+    assert results["0"][3] == 0 and results["8"][3] == 8 and results["8"][4] == 0
+    assert abs(results["8"][2] - 8) < 0.5      # airspeed = groundspeed + headwind
+    assert results["8"][0] > results["0"][0]   # holding position against wind costs power
+    assert results["8"][1] > results["0"][1]
+
+
+def test_set_mission_current_and_mission_change_in_flight(sim_factory):
+    h = sim_factory("--speedup", "40", "--no-ekf-s", "1")
+    c = MavClient(h.urls[0])
+    far = offset(HOME[0], HOME[1], 300, 0)
+    near = offset(HOME[0], HOME[1], 30, 0)
+    mission = [item(0, 16, M.MAV_FRAME_GLOBAL_INT, lat=HOME[0], lon=HOME[1]),
+               item(1, M.MAV_CMD_NAV_TAKEOFF, alt=10),
+               item(2, M.MAV_CMD_NAV_WAYPOINT, lat=far[0], lon=far[1], alt=10),
+               item(3, M.MAV_CMD_NAV_WAYPOINT, lat=near[0], lon=near[1], alt=10),
+               item(4, M.MAV_CMD_NAV_LAND)]
+    assert c.upload(mission) == M.MAV_MISSION_ACCEPTED
+    assert c.command(M.MAV_CMD_DO_SET_MISSION_CURRENT, 9) == M.MAV_RESULT_DENIED
+    c.wait_ekf()
+    c.command(M.MAV_CMD_DO_SET_MODE, 1, 4)
+    c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1)
+    c.command(M.MAV_CMD_MISSION_START)
+    assert c.recv("MISSION_CURRENT", lambda m: m.seq == 2, 5)
+    assert c.command(M.MAV_CMD_DO_SET_MISSION_CURRENT, 3) == M.MAV_RESULT_ACCEPTED
+    assert c.recv("MISSION_ITEM_REACHED", lambda m: m.seq == 3, 5)
+    assert not any("Reached command #2" in t for t in c.texts)
+    c.close()
