@@ -66,6 +66,7 @@ STREAMS = {
     "ATTITUDE": (M.MAV_DATA_STREAM_EXTRA1, 4),
     "WINCH_STATUS": (M.MAV_DATA_STREAM_EXTRA1, 2),
     "VFR_HUD": (M.MAV_DATA_STREAM_EXTRA2, 4),
+    "SERVO_OUTPUT_RAW": (M.MAV_DATA_STREAM_RC_CHANNELS, 0),
     "SYSTEM_TIME": (M.MAV_DATA_STREAM_EXTRA3, 1),
     "WIND": (M.MAV_DATA_STREAM_EXTRA3, 2),
     "EKF_STATUS_REPORT": (M.MAV_DATA_STREAM_EXTRA3, 2),
@@ -211,7 +212,8 @@ class Vehicle:
         self.grip_backend = (self.params.at_boot("GRIP_ENABLE") != 0
                              and self.params.at_boot("GRIP_TYPE") in (1, 2))
         self.grip_state = "neutral"
-        self.grip_pwm = None
+        # AP_Gripper_Servo::init_gripper drives the output to GRIP_NEUTRAL at boot
+        self.grip_pwm = int(self.params["GRIP_NEUTRAL"]) if self.grip_backend else 0
         self.grip_t = now
         self.winch_enabled = self.params.at_boot("WINCH_TYPE") != 0
         self.winch_len = 0.0
@@ -573,17 +575,23 @@ class Vehicle:
             self.send_to(link, self.make_msg(name))
             return R.MAV_RESULT_ACCEPTED
         if cmd == R.MAV_CMD_SET_MESSAGE_INTERVAL:
+            # GCS_MAVLINK::set_message_interval
+            if p[2] != 0:
+                return R.MAV_RESULT_DENIED
             name = MSG_NAMES.get(int(p[0]))
             if name is None:
-                return R.MAV_RESULT_FAILED
-            us = p[1]
+                self.text(M.MAV_SEVERITY_INFO, f"No ap_message for mavlink id ({int(p[0])})")
+                return R.MAV_RESULT_DENIED
+            us = int(p[1])
             if us == 0:
                 hz = STREAMS[name][1]
                 self._set_interval(name, 1.0 / hz if hz > 0 else None)
-            elif us < 0:
+            elif us == -1:
                 self._set_interval(name, None)
+            elif us < 0:
+                return R.MAV_RESULT_DENIED
             else:
-                self._set_interval(name, us / 1e6)
+                self._set_interval(name, min(max(us, 1000), 60_000_000) / 1e6)
             return R.MAV_RESULT_ACCEPTED
         if cmd == R.MAV_CMD_GET_MESSAGE_INTERVAL:
             name = MSG_NAMES.get(int(p[0]))
@@ -1183,6 +1191,7 @@ class Vehicle:
             self.text(M.MAV_SEVERITY_INFO, "Gripper load grabbed")
             return
         self.grip_state = "grabbing"
+        self.grip_pwm = int(self.params["GRIP_GRAB"])
         self.grip_t = self.now
         self.text(M.MAV_SEVERITY_INFO, "Gripper load grabbing")
 
@@ -1193,6 +1202,7 @@ class Vehicle:
             self.text(M.MAV_SEVERITY_INFO, "Gripper load released")
             return
         self.grip_state = "releasing"
+        self.grip_pwm = int(self.params["GRIP_RELEASE"])
         self.grip_t = self.now
         self.text(M.MAV_SEVERITY_INFO, "Gripper load releasing")
 
@@ -1972,6 +1982,18 @@ class Vehicle:
             alt_err = (self.tgt[2] - self.h) if self.tgt[2] is not None else 0.0
             return M.MAVLink_nav_controller_output_message(0, 0, brg, brg, min(int(d), 65535),
                                                            alt_err, 0, 0)
+        if name == "SERVO_OUTPUT_RAW":
+            # motors 1-4 and the gripper output (the servo moves even when --gripper-jam)
+            out = [0] * 16
+            motor = 1100 + int(800 * self.thrust) if self.armed else 1000
+            for ch in range(16):
+                fn = self.params[f"SERVO{ch + 1}_FUNCTION"]
+                if 33 <= fn <= 36:
+                    out[ch] = motor
+                elif fn == 28 and self.gripper_valid:
+                    out[ch] = self.grip_pwm
+            return M.MAVLink_servo_output_raw_message(int((self.now - self.boot_time) * 1e6) & 0xFFFFFFFF,
+                                                      0, *out)
         if name == "LOCAL_POSITION_NED":
             return M.MAVLink_local_position_ned_message(t_boot_ms, self.n, self.e, -self.h,
                                                         self.vn, self.ve, -self.vu)

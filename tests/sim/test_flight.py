@@ -404,3 +404,14 @@ def test_set_mission_current_and_mission_change_in_flight(sim_factory):
     assert c.recv("MISSION_ITEM_REACHED", lambda m: m.seq == 3, 5)
     assert not any("Reached command #2" in t for t in c.texts)
     c.close()
+
+
+def test_servo_output_shows_gripper_pwm(sim_factory):
+    h = sim_factory("--speedup", "20", "--no-ekf-s", "1")
+    c = setup_gripper(MavClient(h.urls[0]), h.urls[0])
+    assert c.command(M.MAV_CMD_SET_MESSAGE_INTERVAL, M.MAVLINK_MSG_ID_SERVO_OUTPUT_RAW, 100000) == M.MAV_RESULT_ACCEPTED
+    assert c.recv("SERVO_OUTPUT_RAW", lambda m: m.servo9_raw == 1900, 3)
+    c.command(M.MAV_CMD_DO_GRIPPER, 1, M.GRIPPER_ACTION_RELEASE)
+    assert c.recv("SERVO_OUTPUT_RAW", lambda m: m.servo9_raw == 1100 and m.servo1_raw == 1000, 3)
+    assert c.command(M.MAV_CMD_SET_MESSAGE_INTERVAL, 99999, 100000) == M.MAV_RESULT_DENIED
+    c.close()
