@@ -63,9 +63,14 @@ def differences(sent: MissionItem, got: MissionItem, mission_type: int, seq: int
     if located and not fence and C.FRAME_MEANING.get(sent.frame, sent.frame) != C.FRAME_MEANING.get(got.frame, got.frame):
         out.append(f"frame {sent.frame} sent, {got.frame} read back")
     sp, gp = list(sent.params()), list(got.params())
+    # AP_Mission keeps only a direction bit for these (loiter_ccw = value < 0) and reads back -1 or 1;
+    # NAV_LOITER_TIME's param4 is the loiter_xtrack flag (value > 0), read back as 0 or 1.
+    sign = lambda x: -1.0 if x < 0 else 1.0  # noqa: E731
     if sent.command == C.NAV_LAND:
-        sp[3] = math.copysign(1.0, sp[3]) if sp[3] else 0.0
-        gp[3] = math.copysign(1.0, gp[3]) if gp[3] else 0.0
+        sp[3], gp[3] = sign(sp[3]), sign(gp[3])
+    if sent.command == C.NAV_LOITER_TIME:
+        sp[2], gp[2] = sign(sp[2]), sign(gp[2])
+        sp[3], gp[3] = float(sp[3] > 0), float(gp[3] > 0)
     if sent.command in (C.NAV_WAYPOINT, C.NAV_TAKEOFF, C.NAV_LAND, C.NAV_PAYLOAD_PLACE, C.NAV_RALLY_POINT):
         sp[3] = gp[3] = 0.0  # yaw: ArduPilot stores it coarsely or not at all for these
     if sent.command in (C.NAV_TAKEOFF,):

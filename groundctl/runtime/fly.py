@@ -42,7 +42,7 @@ def _sitl_extras(plan: FlightPlan) -> dict[str, float]:
 class DeliveryFlight:
     """One delivery on one vehicle. `await run()` returns the report; `await abort()` from elsewhere."""
 
-    def __init__(self, plan: FlightPlan, connection: str, *, sysid: int | None = None,
+    def __init__(self, plan: FlightPlan, connection: "str | MavLink", *, sysid: int | None = None,
                  on_event: EventSink | None = None, on_progress: Callable[[Progress], None] | None = None,
                  resume: bool = False, seen_events: Iterable[str] = (), ready_timeout_s: float = 120.0,
                  flight_timeout_s: float | None = None, progress_hz: float = 2.0,
@@ -75,9 +75,12 @@ class DeliveryFlight:
 
     async def run(self) -> DeliveryReport:
         loop = asyncio.get_running_loop()
-        self.link = MavLink(self.connection)
+        # a shared link (one socket, many vehicles by system id) stays open for the others
+        own_link = not isinstance(self.connection, MavLink)
+        self.link = MavLink(self.connection) if own_link else self.connection
         try:
-            await self.link.open(timeout_s=30.0)
+            if own_link:
+                await self.link.open(timeout_s=30.0)
             self.sysid = self.sysid or await self._first_sysid()
             self.vehicle = v = Vehicle(self.link, self.sysid)
             await v.wait_heartbeat(30.0)
@@ -96,7 +99,8 @@ class DeliveryFlight:
         finally:
             if self.vehicle:
                 self.vehicle.close()
-            await self.link.close()
+            if own_link:
+                await self.link.close()
 
     def _observe(self, msg, text, now: float) -> None:
         self.monitor.observe(msg, text, now)
@@ -120,7 +124,7 @@ class DeliveryFlight:
         try:
             return await asyncio.wait_for(fut, 30.0)
         except asyncio.TimeoutError:
-            raise LinkError(f"no vehicle HEARTBEAT on {self.connection} within 30 s", field="connection") from None
+            raise LinkError(f"no vehicle HEARTBEAT on {self.link.url} within 30 s", field="connection") from None
         finally:
             unsub()
 
@@ -153,10 +157,19 @@ class DeliveryFlight:
         await self._emit(DeliveryEvent("uploaded", message="mission, fence and rally uploaded and verified",
                                        data={"mission": len(plan.mission), "fence": len(plan.fence), "rally": len(plan.rally)}))
         self._stage("grabbing the parcel")
+        self.texts.clear()
         try:
             await v.command(commands.gripper(release=False))
         except CommandError as e:
             raise CommandError(f"gripper did not grab: {e}") from None
+        # AP_Gripper_Servo takes ~0.5 s to close and says so; taking off before that leaves the parcel
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 5.0
+        while not any("load grabbed" in t.lower() for t in self.texts):
+            if loop.time() > end:
+                raise CommandError("gripper acknowledged the grab but never reported 'Gripper load grabbed': "
+                                   "check GRIP_* parameters and the servo output", field="gripper")
+            await asyncio.sleep(0.05)
         self._stage("GUIDED, arming")
         await v.command(commands.set_mode("GUIDED"))
         await self._arm(v)
@@ -232,6 +245,8 @@ class DeliveryFlight:
                     self.on_progress(self._progress(v))
             kinds = {e.kind for e in self.events} | set(self.seen)
             if "landed" in kinds:
+                if self.on_progress:
+                    self.on_progress(self._progress(v))  # the last word: landed, nothing to go
                 break
             if now - start > self.flight_timeout_s:
                 await self._emit(DeliveryEvent("failed", message=f"flight not finished after {self.flight_timeout_s:.0f} s"))
@@ -245,18 +260,22 @@ class DeliveryFlight:
         return self._report("returned_with_parcel")
 
     async def _react(self, v: Vehicle, action: str, reason: str) -> None:
-        cmd = {"rtl": commands.set_mode("RTL"), "land": commands.set_mode("LAND")}.get(action)
-        if cmd is None:
+        # RTL flies a straight line to the nearest rally point, which can cross the very no-fly zones
+        # the route bent round (and then breach the fence). SmartRTL retraces the path flown, which was
+        # clear; RTL is the fallback when SmartRTL is refused (no path recorded yet).
+        modes = {"rtl": ["SMART_RTL", "RTL"], "land": ["LAND"]}.get(action)
+        if modes is None:
             log.info("reaction %s (%s): nothing to send", action, reason)
             return
         self._stage(f"{action.upper()}: {reason}")
         for _ in range(10):  # the link may be down right now (that can be the reason): keep trying
-            try:
-                await v.command(cmd, tries=3)
-                return
-            except CommandError as e:
-                log.warning("%s not acknowledged: %s", action, e)
-                await asyncio.sleep(1.0)
+            for mode in modes:
+                try:
+                    await v.command(commands.set_mode(mode), tries=3)
+                    return
+                except CommandError as e:
+                    log.warning("%s not accepted: %s", mode, e)
+            await asyncio.sleep(1.0)
 
     async def _emit(self, ev: DeliveryEvent) -> None:
         if self.vehicle is not None and ev.lat is None and self.vehicle.state.has_position:

@@ -150,13 +150,17 @@ def test_bad_plan_files():
 def test_readback_comparison_ignores_ardupilot_quirks():
     sent = [MissionItem(C.NAV_WAYPOINT, 0, lat=1, lon=2, alt=500),
             MissionItem(C.NAV_TAKEOFF, C.FRAME_GLOBAL_RELATIVE_ALT_INT, alt=60),
-            MissionItem(C.NAV_LAND, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param4=37.5, lat=-35.1, lon=149.1)]
+            MissionItem(C.NAV_LAND, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param4=37.5, lat=-35.1, lon=149.1),
+           MissionItem(C.NAV_LOITER_TIME, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=3, lat=-35.1, lon=149.1, alt=3)]
     got = [MissionItem(C.NAV_WAYPOINT, 0, lat=-35.0, lon=149.0, alt=584.1),  # real home
            MissionItem(C.NAV_TAKEOFF, C.FRAME_GLOBAL_RELATIVE_ALT, alt=60),
-           MissionItem(C.NAV_LAND, C.FRAME_GLOBAL_RELATIVE_ALT, param4=1.0, lat=-35.1, lon=149.1)]
+           MissionItem(C.NAV_LAND, C.FRAME_GLOBAL_RELATIVE_ALT, param4=1.0, lat=-35.1, lon=149.1),
+           MissionItem(C.NAV_LOITER_TIME, C.FRAME_GLOBAL_RELATIVE_ALT, param1=3, param3=1, lat=-35.1, lon=149.1, alt=3)]
     assert compare(sent, got, C.MISSION_TYPE_MISSION) == []
-    wrong = got[:2] + [got[2].with_(lat=-35.2)]
+    wrong = got[:2] + [got[2].with_(lat=-35.2), got[3]]
     assert "item 2 (NAV_LAND): position" in compare(sent, wrong, C.MISSION_TYPE_MISSION)[0]
+    ccw = got[:3] + [got[3].with_(param3=-1)]  # a loiter read back turning the other way is a real difference
+    assert "param3" in compare(sent, ccw, C.MISSION_TYPE_MISSION)[0]
     fence_sent = [MissionItem(C.NAV_FENCE_CIRCLE_EXCLUSION, C.FRAME_GLOBAL, param1=280, lat=1, lon=2, alt=10)]
     fence_got = [MissionItem(C.NAV_FENCE_CIRCLE_EXCLUSION, 0, param1=280, lat=1, lon=2, alt=0)]
     assert compare(fence_sent, fence_got, C.MISSION_TYPE_FENCE) == []

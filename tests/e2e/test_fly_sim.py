@@ -1,0 +1,145 @@
+"""Whole deliveries over real TCP/UDP sockets against the built-in simulator (a separate process
+that does not import groundctl), including the faults an operator has to survive."""
+
+import asyncio
+import json
+import subprocess
+
+import pytest
+
+from groundctl.core.geo import geodesic_distance_m
+from groundctl.runtime.fly import DeliveryFlight
+from groundctl.runtime.link import MavLink
+from sim.launch import start_sim
+from tests.conftest import groundctl_cmd
+from tests.e2e.conftest import run, sim_args
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def kinds(report):
+    return [e.kind for e in report.events]
+
+
+def fly(plan, *extra, **kw):
+    with start_sim(sim_args(plan, *extra)) as (proc, urls):
+        return run(DeliveryFlight(plan, urls[0], **kw).run())
+
+
+@pytest.mark.parametrize("method", ["payload_place", "gripper", "winch"])
+def test_delivery_with_each_drop_method(make_plan, method):
+    plan = make_plan(method=method)
+    seen = []
+    r = fly(plan, on_progress=seen.append)
+    assert r.outcome == "delivered", kinds(r)
+    k = kinds(r)
+    # phases in flight order, each once
+    order = ["uploaded", "armed", "taking_off", "en_route", "at_zone", "lowering", "released", "returning", "landed"]
+    assert [x for x in k if x in order] == order
+    assert r.drop_distance_m is not None and r.drop_distance_m < plan.zone.clear_radius_m
+    assert r.energy_used_wh and r.energy_used_wh > 5
+    # live progress went down to zero distance to go, with a battery reading on the way
+    assert seen and seen[-1].distance_to_go_m == 0 and any(p.battery_pct for p in seen)
+    released = next(e for e in r.events if e.kind == "released")
+    assert geodesic_distance_m(released.lon, released.lat, plan.zone.lon, plan.zone.lat) < plan.zone.clear_radius_m
+
+
+def test_upload_verified_under_20_percent_loss(make_plan):
+    plan = make_plan(zone="lab-south")
+    r = fly(plan, "--loss", "0.2", "--seed", "7")
+    assert "uploaded" in kinds(r), kinds(r)
+    assert r.outcome == "delivered", [(e.kind, e.message) for e in r.events]
+
+
+def test_link_cut_mid_flight(make_plan):
+    plan = make_plan()
+    r = fly(plan, "--cut-after-takeoff", "40", "--cut-for", "60")
+    k = kinds(r)
+    assert "link_lost" in k and "link_restored" in k, k
+    assert k.index("link_lost") < k.index("link_restored")
+    # the autopilot flies on by itself: the parcel still gets delivered and the drone home
+    assert r.outcome == "delivered", k
+
+
+def test_gripper_jam_is_a_failed_drop(make_plan):
+    plan = make_plan(method="gripper", zone="lab-south")
+    r = fly(plan, "--gripper-jam")
+    assert "drop_failed" in kinds(r), [(e.kind, e.message) for e in r.events]
+    assert r.outcome == "returned_with_parcel"
+
+
+def test_obstacle_at_the_zone(make_plan):
+    plan = make_plan()
+    z = plan.zone
+    r = fly(plan, f"--obstacle={z.lat},{z.lon},8,6")
+    k = kinds(r)
+    # touchdown is sensed on top of the obstacle, six metres above the zone: not a delivery
+    assert "drop_failed" in k, [(e.kind, e.message) for e in r.events]
+    assert r.outcome != "delivered"
+    assert k[-1] == "landed"
+
+
+def test_low_battery_returns(make_plan):
+    plan = make_plan()
+    r = fly(plan, "--battery-pct", "30")
+    k = kinds(r)
+    assert "low_battery" in k, k
+    assert "released" not in k  # turned back before the drop, parcel kept
+    assert r.outcome == "returned_with_parcel"
+    assert k[-1] == "landed"
+
+
+def test_several_vehicles_on_one_link(make_plan):
+    plans = [make_plan(zone=z) for z in ("clinic-east", "farm-north", "lab-south")]
+
+    async def main(port_holder):
+        link = await MavLink("udpin:127.0.0.1:0").open()
+        port_holder.append(link.local_port)
+        await asyncio.sleep(0)  # let the caller start the sim on our port
+        while len(port_holder) < 2:
+            await asyncio.sleep(0.05)
+        try:
+            return await asyncio.gather(*(DeliveryFlight(p, link, sysid=i + 1).run() for i, p in enumerate(plans)))
+        finally:
+            await link.close()
+
+    async def outer():
+        holder: list = []
+        task = asyncio.create_task(main(holder))
+        while not holder:
+            await asyncio.sleep(0.01)
+        handle = start_sim(sim_args(plans[0], "--count", "3", "--udp-out", f"127.0.0.1:{holder[0]}"))
+        holder.append(handle)
+        try:
+            return await task
+        finally:
+            handle.stop()
+
+    reports = run(outer(), timeout=280)
+    assert [r.outcome for r in reports] == ["delivered"] * 3, [kinds(r) for r in reports]
+    drops = {(round(r.drop_lat, 5), round(r.drop_lon, 5)) for r in reports}
+    assert len(drops) == 3  # three different zones, told apart by system id
+
+
+def test_fly_cli_on_the_simulator(tmp_path):
+    cmd = [*groundctl_cmd(), "fly", "cmac", "--zone", "lab-south", "--sim", "--speedup", "20", "--wind", "3",
+           "--wind-dir", "200", "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=280, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert rep["outcome"] == "delivered" and rep["drop_distance_m"] < 5
+
+
+def test_fly_cli_refuses_no_go(tmp_path):
+    cmd = [*groundctl_cmd(), "fly", "cmac", "--zone", "lab-south", "--sim", "--parcel-kg", "40", "--wind", "3"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 1
+    assert "NO-GO" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fly_without_a_vehicle_fails_cleanly(tmp_path):
+    cmd = [*groundctl_cmd(), "fly", "cmac", "--zone", "lab-south", "--connect", "tcp:127.0.0.1:9", "--wind", "3",
+           "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert json.loads(r.stdout)["outcome"] == "failed"
