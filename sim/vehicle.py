@@ -547,7 +547,7 @@ class Vehicle:
             return R.MAV_RESULT_ACCEPTED
         if cmd == R.MAV_CMD_DO_SET_MISSION_CURRENT:
             seq = int(p[0])
-            if seq >= max(self.mission_total, 1) and seq != 0:
+            if not seq < self.mission_total:  # AP_Mission::is_valid_index
                 return R.MAV_RESULT_DENIED
             if p[1] == 1:
                 self.mission_reset()
@@ -778,16 +778,30 @@ class Vehicle:
             return "FENCE_MARGIN too big"
         return None
 
+    def mandatory_failures(self) -> list[str]:
+        """AP_Arming_Copter::mandatory_gps_checks: run even when checks are off or forced."""
+        if self.ekf_ready:
+            return []
+        if self.mode in REQUIRES_GPS:
+            return ["Need Position Estimate"]
+        if self.fence_enabled and int(self.params["FENCE_TYPE"]) & (FENCE_CIRCLE | FENCE_POLYGON):
+            return ["Fence enabled, need position estimate"]
+        return []
+
     def arm(self, force: bool = False) -> bool:
-        if not force and self.params["ARMING_CHECK"] != 0:
+        # AP_Arming::arm: forced -> mandatory checks only (not even "mode not armable");
+        # otherwise pre-arm checks (all reported), then arm_checks
+        if force or self.params["ARMING_CHECK"] == 0:
+            fails = self.mandatory_failures()
+        else:
             fails = self.prearm_failures()
-            if fails:
-                for f in fails:
-                    self.text(M.MAV_SEVERITY_CRITICAL, "Arm: " + f)
-                return False
+        if fails:
+            for f in fails:
+                self.text(M.MAV_SEVERITY_CRITICAL, "Arm: " + f)
+            return False
         allowed = self.mode in ARMABLE or (
             self.mode == AUTO and int(self.params["AUTO_OPTIONS"]) & 1)
-        if not allowed:
+        if not allowed and not force:
             self.text(M.MAV_SEVERITY_CRITICAL, f"Arm: {MODE_NAMES[self.mode]} mode not armable")
             return False
         self.armed = True
@@ -926,9 +940,12 @@ class Vehicle:
             self.mstate = MISSION_RUNNING
             if self.nav_idx is None:
                 return self.mission_start()
-        if self.nav_idx is not None and self.nav_idx < self.mission_total:
-            idx = self.do_idx if (self.do_loaded and self.do_idx is not None) else self.nav_idx
-            self.set_current_cmd(idx)
+        # restart the active do command (which reloads the nav command) or the nav command;
+        # with neither loaded, update() finds the next one
+        if self.do_loaded and self.do_idx is not None:
+            self.set_current_cmd(self.do_idx)
+        elif self.nav_loaded and self.nav_idx is not None:
+            self.set_current_cmd(self.nav_idx)
 
     def mission_start_or_resume(self) -> None:
         if self.params["MIS_RESTART"]:
@@ -1042,8 +1059,10 @@ class Vehicle:
         name = CMD_NAMES.get(it.command, str(it.command))
         self.text(M.MAV_SEVERITY_INFO, f"Mission: {idx} {name}")
         c = it.command
-        self.sub_t = self.now
-        self.loiter_until = None
+        if is_nav(c):
+            # per-nav-command timers; a DO item starting meanwhile must not reset them
+            self.sub_t = self.now
+            self.loiter_until = None
         if c == M.MAV_CMD_NAV_TAKEOFF:
             alt = max(self.item_alt(it), self.h)
             self.sub = "takeoff"
