@@ -60,6 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _raise_fd_limit() -> None:
+    # each vehicle holds a listener plus one socket per client: hundreds of vehicles
+    # need more than the usual soft limit of 1024
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _glue_negative_values(argv: list[str]) -> list[str]:
     """Let `--home -35.3,149.1,...` through: argparse takes a leading '-' for an option."""
     out = []
@@ -80,6 +93,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(_glue_negative_values(argv))
     if not (args.tcp or args.udp_out or args.udp_in):
         args.tcp = ["127.0.0.1:5760"]
+    _raise_fd_limit()
     runner = Runner(args.speedup)
     lat, lon, alt, hdg = args.home
     for i in range(args.count):
