@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 from groundctl.core import mavcmd as C
 from groundctl.core.mission import MissionItem
 from groundctl.protocol.telemetry import StatusText, VehicleState
-from groundctl.runtime.events import PHASES, DeliveryEvent
+from groundctl.protocol.events import PHASES, DeliveryEvent
 
 # LAND is not here: a LAND failsafe comes down where it is, it does not return
 _RTL_MODES = {"RTL", "SMART_RTL", "AUTO_RTL"}

@@ -144,7 +144,7 @@ class Vehicle:
 
     async def read_params(self, names: list[str]) -> dict[str, float]:
         """Read what exists; names the vehicle does not know are left out (one slow retry round)."""
-        m = ParamRead(self.sysid, self.compid, names, max_tries=3)
+        m = ParamRead(self.sysid, self.compid, names, max_tries=10)  # survives heavy packet loss
         try:
             res = await self.run(m)
         except TransferError:

@@ -53,7 +53,8 @@ def test_upload_verified_under_20_percent_loss(make_plan):
 
 def test_link_cut_mid_flight(make_plan):
     plan = make_plan()
-    r = fly(plan, "--cut-after-takeoff", "40", "--cut-for", "60")
+    # 200 sim seconds at speed-up 20 is 10 s of silence on the wire: well past the 3 s heartbeat timeout
+    r = fly(plan, "--cut-after-takeoff", "40", "--cut-for", "200")
     k = kinds(r)
     assert "link_lost" in k and "link_restored" in k, k
     assert k.index("link_lost") < k.index("link_restored")
