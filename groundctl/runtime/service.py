@@ -297,6 +297,24 @@ class Service:
             self._airspace_current = vid
         return {"version": vid}
 
+    def simulator_links(self) -> tuple[dict[str, str], set[str]]:
+        """(vehicle -> connection URL that `serve` gave it for a simulator, vehicles flying right now)."""
+        with self.store.session() as s:
+            managed = {r.name: r.data for r in s.scalars(select(FleetItem).where(FleetItem.kind == "simulated"))}
+            busy = set(s.scalars(select(Delivery.vehicle).where(Delivery.state.in_(IN_FLIGHT_STATES))))
+        return managed, busy
+
+    def use_simulator(self, vehicle: str, url: str) -> None:
+        """Point a vehicle at a simulator, remembering that the link is ours to replace on the next start."""
+        v = self.fleet().vehicle(vehicle)
+        self.put_fleet_item("vehicle", vehicle, {**v.model_dump(mode="json"), "connection": url})
+        with self.store.session() as s:
+            row = s.get(FleetItem, ("simulated", vehicle))
+            if row is None:
+                s.add(FleetItem(kind="simulated", name=vehicle, data=url, updated_at=self.now()))
+            else:
+                row.data, row.updated_at = url, self.now()
+
     def fleet_items(self, kind: str) -> list[dict]:
         f = self.fleet()
         items = {"hub": f.hubs, "airframe": f.airframes, "vehicle": f.vehicles}[kind]

@@ -19,6 +19,7 @@ ZONE_RGB = (0x22, 0xB1, 0x4C)  # COLORS.zone in map.js
 NOFLY_RGB = (0xE8, 0xA2, 0x9E)
 AREA_RGB = (0xDC, 0xE8, 0xF5)
 ROUTE_RGB = (0x7B, 0x3F, 0xA0)
+VEHICLE_RGB = (0xFF, 0x7F, 0x0E)
 
 
 def screenshot(url: str, out, tmp_path, size=(1000, 800)) -> np.ndarray:
@@ -62,3 +63,16 @@ def test_map_without_key_shows_only_public_layers(server, tmp_path):
     assert count(img, AREA_RGB) > 50_000
     assert count(img, ZONE_RGB) == 0  # zones are the recipients' business
     assert count(img, ROUTE_RGB, tol=40) == 0
+
+
+def test_map_draws_live_vehicles(server, tmp_path):
+    """A vehicle's progress (as DeliveryFlight reports it) shows up on the map as it moves."""
+    for i, lat in enumerate((-35.370, -35.355)):
+        server.service.live.update(f"sim-{i}", {"vehicle": f"sim-{i}", "delivery": None, "phase": "en_route",
+                                                "lat": lat, "lon": 149.17, "alt_rel_m": 60.0, "groundspeed_mps": 12.0,
+                                                "battery_pct": 90.0, "eta_s": 100.0})
+    try:
+        img = screenshot(f"{server.url}/?key={OP_KEY}", tmp_path / "live.png", tmp_path)
+        assert count(img, VEHICLE_RGB) > 2 * 60, "vehicles not drawn"
+    finally:
+        server.service.live.vehicles.clear()

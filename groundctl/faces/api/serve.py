@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -22,23 +23,36 @@ log = logging.getLogger("groundctl.serve")
 
 
 def start_fleet_sims(app, speedup: float = 1.0) -> list:
-    """Start a simulator per vehicle at its hub and point the vehicle at it; returns the sim handles."""
+    """Start a simulator per vehicle at its hub and point the vehicle at it; returns the sim handles.
+
+    Vehicles an operator connected to something else are left alone, and so is a vehicle that was flying
+    when the service stopped: its simulator may still be in the air, and the resumed flight reconnects to it.
+    """
     from sim.launch import start_sim  # noqa: PLC0415  (sim is a peer package, only needed here)
 
     svc = app.state.service
     fleet = svc.fleet()
+    managed, busy = svc.simulator_links()
     handles = []
     try:
         for v in fleet.vehicles:
+            if v.name in busy:
+                print(f"  {v.name}: flying a delivery; keeping its link {v.connection}", flush=True)
+                continue
+            if v.connection and managed.get(v.name) != v.connection:
+                print(f"  {v.name}: operator link {v.connection}", flush=True)
+                continue
             hub, frame = fleet.hub(v.hub), fleet.airframe(v.airframe)
             h = start_sim(["--home", f"{hub.lat},{hub.lon},{hub.elevation_m},{hub.heading_deg}",
                            "--sysid", str(v.sysid), "--speedup", str(speedup),
                            "--battery-wh", str(frame.battery_wh), "--mass-kg", str(frame.empty_mass_kg),
+                           # the simulated parcel: a reference parcel, so the monitor sees the release
+                           "--payload-kg", str(fleet.operations.reference_parcel_kg or 1.0),
                            "--tcp", "127.0.0.1:0"])
             handles.append(h)
             url = h.by_sysid[v.sysid][0]
-            svc.put_fleet_item("vehicle", v.name, {**v.model_dump(mode="json"), "connection": url})
-            print(f"  sim for {v.name} (sysid {v.sysid}) at hub {hub.name}: {url}", flush=True)
+            svc.use_simulator(v.name, url)
+            print(f"  {v.name} (sysid {v.sysid}) simulated at hub {hub.name}: {url}", flush=True)
     except BaseException:
         for h in handles:
             h.stop()
@@ -65,6 +79,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, data_dir: str | Path | N
                 stack.callback(h.stop)
         print(f"map: http://{host}:{port}/?key={settings.operator_keys[0]}   API docs: http://{host}:{port}/docs",
               flush=True)
+        # uvicorn re-raises SIGTERM once it has shut down; with the default handler that kills the process
+        # before the simulators are stopped, so turn it into an exit that unwinds this `with`
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 

@@ -128,9 +128,14 @@
       ctx.restore();
       label(`${v.vehicle} ${v.phase}`, x, y);
       lines.push(`${v.vehicle} #${v.delivery ?? "-"} ${v.phase} ${fmt(v.alt_rel_m, "m")} ${fmt(v.groundspeed_mps, "m/s")} ` +
-                 `${fmt(v.battery_pct, "%")}${v.eta_s != null ? " eta " + Math.round(v.eta_s) + "s" : ""}`);
+                 `${fmt(v.battery_pct, "%")}${eta(v)}`);
     }
     vehiclesEl.replaceChildren(...lines.map(t => { const d = document.createElement("div"); d.textContent = t; return d; }));
+  }
+
+  function eta(v) {
+    if (v.eta_to_zone_s != null) return " zone in " + Math.round(v.eta_to_zone_s) + "s";
+    return v.eta_s != null ? " home in " + Math.round(v.eta_s) + "s" : "";
   }
 
   function fmt(v, unit) { return v == null ? "" : (Math.round(v * 10) / 10) + unit; }
