@@ -88,6 +88,11 @@ def _u16(v: float) -> int:
     return int(v) & 0xFFFF if not math.isnan(v) else 0
 
 
+def _i8(v: float) -> int:
+    i = int(v) & 0xFF if not math.isnan(v) else 0
+    return i - 0x100 if i >= 0x80 else i
+
+
 def _i16(v: float) -> int:
     i = int(v) & 0xFFFF if not math.isnan(v) else 0
     return i - 0x10000 if i >= 0x8000 else i
@@ -172,7 +177,7 @@ def convert_mission_item(d: dict) -> tuple[int, Optional[Item]]:
         it.param1 = float(_u16(p1))
     elif cmd == M.MAV_CMD_NAV_DELAY:
         it.param1 = f32(p1)
-        it.param2, it.param3, it.param4 = float(_i16(p2) & 0xFF), float(_u8(p3)), float(_u8(p4))
+        it.param2, it.param3, it.param4 = float(_i8(p2)), float(_i8(p3)), float(_i8(p4))
     elif cmd == M.MAV_CMD_CONDITION_DELAY:
         it.param1 = f32(p1)
     elif cmd == M.MAV_CMD_CONDITION_DISTANCE:

@@ -6,6 +6,9 @@ cm/s) because a ground station that writes these must use the autopilot's units.
 
 from __future__ import annotations
 
+import math
+import struct
+
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 INT8 = mavlink.MAV_PARAM_TYPE_INT8
@@ -113,13 +116,13 @@ def default_table(sysid: int, battery_mah: int, speedup: float, wind_spd: float,
 
 
 def coerce(value: float, ptype: int) -> float:
-    """What the autopilot stores when a GCS sends `value` for a param of this type."""
+    """What AP_Param::set_float stores: float32 for REAL32; for integers add 0.01 away from
+    zero, clamp to the type, then truncate."""
     if ptype == REAL32:
-        return float(value)
+        return struct.unpack("<f", struct.pack("<f", float(value)))[0]
     lo, hi = _LIMITS[ptype]
-    # AP_Param::set_value casts the float; out of range values are clamped by
-    # the cast here rather than wrapping, which is what a GCS should expect.
-    return float(max(lo, min(hi, int(round(value)))))
+    v = value + (0.01 if value >= 0 else -0.01)
+    return float(int(max(lo, min(hi, v))))
 
 
 class Params:
@@ -147,6 +150,8 @@ class Params:
     def set(self, name: str, value: float) -> bool:
         if name not in self.types:
             return False
+        if math.isnan(value) or math.isinf(value):
+            return True  # known name, value ignored (AP_Param::set_float)
         self.values[name] = coerce(value, self.types[name])
         return True
 

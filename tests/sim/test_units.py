@@ -74,3 +74,12 @@ def test_geo_and_names():
 def test_cli_accepts_negative_latitudes():
     assert _glue_negative_values(["--home", "-35,149,584,0", "--obstacle", "-35,149,3,4", "--sysid", "2"]) == \
         ["--home=-35,149,584,0", "--obstacle=-35,149,3,4", "--sysid", "2"]
+
+
+def test_param_set_rounding_like_ap_param():
+    from sim.params import INT8, INT16, REAL32, coerce
+    assert coerce(2.7, INT8) == 2.0          # truncated after +0.01, not rounded
+    assert coerce(2.995, INT16) == 3.0       # the 0.01 nudge saves 2.999... from becoming 2
+    assert coerce(-1.995, INT8) == -2.0
+    assert coerce(300, INT8) == 127.0
+    assert coerce(0.1, REAL32) != 0.1 and abs(coerce(0.1, REAL32) - 0.1) < 1e-8
