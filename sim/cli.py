@@ -116,8 +116,10 @@ def main(argv=None) -> int:
             host, port = _hostport(spec)
             urls.append(UdpPort(v, runner, host, port + i if port else 0, out=False).url())
         for spec in args.udp_out:
+            # every vehicle talks to the same GCS, each from its own socket; the GCS tells
+            # them apart by system id
             host, port = _hostport(spec)
-            urls.append(UdpPort(v, runner, host, port + i, out=True).url())
+            urls.append(UdpPort(v, runner, host, port, out=True).url())
         print(f"SIM READY sysid={v.sysid} " + " ".join(urls), flush=True)
 
     def stop(*_):

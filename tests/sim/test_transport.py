@@ -72,3 +72,21 @@ def test_loss_drops_packets_and_leaves_sequence_gaps(sim_factory):
     ratio = gaps / (gaps + len(seqs))
     assert 0.2 < ratio < 0.4
     c.close()
+
+
+def test_udp_out_count_shares_one_gcs_port():
+    gcs = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    gcs.bind(("127.0.0.1", 0))
+    port = gcs.getsockname()[1]
+    mav = M.MAVLink(None, srcSystem=255, srcComponent=190)
+    mav.robust_parsing = True
+    with start_sim(["--speedup", "10", "--count", "3", "--udp-out", f"127.0.0.1:{port}"]) as (proc, urls):
+        assert urls == [f"udpout:127.0.0.1:{port}"] * 3
+        sysids = set()
+        deadline = time.monotonic() + 5
+        while len(sysids) < 3 and time.monotonic() < deadline:
+            hb, addr = udp_recv(gcs, mav, "HEARTBEAT", 1)
+            if hb is not None:
+                sysids.add(hb.get_srcSystem())
+        assert sysids == {1, 2, 3}
+    gcs.close()
