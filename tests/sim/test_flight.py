@@ -415,3 +415,25 @@ def test_servo_output_shows_gripper_pwm(sim_factory):
     assert c.recv("SERVO_OUTPUT_RAW", lambda m: m.servo9_raw == 1100 and m.servo1_raw == 1000, 3)
     assert c.command(M.MAV_CMD_SET_MESSAGE_INTERVAL, 99999, 100000) == M.MAV_RESULT_DENIED
     c.close()
+
+
+def test_guided_goto_by_mission_item_and_reposition(sim_factory):
+    h = sim_factory("--speedup", "40", "--no-ekf-s", "1")
+    c = MavClient(h.urls[0])
+    c.wait_ekf()
+    c.command(M.MAV_CMD_DO_SET_MODE, 1, 4)
+    c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1)
+    assert c.command(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 8) == M.MAV_RESULT_ACCEPTED
+    assert c.recv("GLOBAL_POSITION_INT", lambda m: m.relative_alt > 7700, 5)
+    a = offset(HOME[0], HOME[1], 0, 50)
+    goto = M.MAVLink_mission_item_int_message(1, 1, 0, M.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, 16, 2, 1,
+                                              0, 0, 0, 0, int(a[0] * 1e7), int(a[1] * 1e7), 12, 0)
+    c.send(goto)
+    assert c.recv("MISSION_ACK", timeout=3).type == M.MAV_MISSION_ACCEPTED
+    assert c.recv("GLOBAL_POSITION_INT", lambda m: abs(m.lon - int(a[1] * 1e7)) < 20 and m.relative_alt > 11700, 6)
+    b = offset(HOME[0], HOME[1], -40, 0)
+    c.send(M.MAVLink_command_int_message(1, 1, M.MAV_FRAME_GLOBAL_INT, M.MAV_CMD_DO_REPOSITION, 0, 0,
+                                         -1, 0, 0, 0, int(b[0] * 1e7), int(b[1] * 1e7), 584 + 9))
+    assert c.recv("COMMAND_ACK", lambda m: m.command == M.MAV_CMD_DO_REPOSITION, 3).result == M.MAV_RESULT_ACCEPTED
+    assert c.recv("GLOBAL_POSITION_INT", lambda m: abs(m.lat - int(b[0] * 1e7)) < 20 and abs(m.relative_alt - 9000) < 300, 6)
+    c.close()
