@@ -55,7 +55,7 @@ Streams (no end):
                             seen=[e.kind for e in stored_events], clock_anchor=(loop.time(), utcnow()))
     monitor.observe(msg, text, now)    # after state.update; or monitor.feed(msg, now) to do both
     monitor.poll(now)                  # ~1 Hz: link loss
-    monitor.take_events()              # list[groundctl.runtime.events.DeliveryEvent]
+    monitor.take_events()              # list[groundctl.protocol.events.DeliveryEvent]
     monitor.take_reactions()           # [("rtl", reason)] or [("cancel", reason)]: the runtime acts
     monitor.abort(now, "operator")     # operator abort -> "aborted" event + reaction
 
