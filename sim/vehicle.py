@@ -1300,19 +1300,21 @@ class Vehicle:
         return home
 
     def rtl_start(self) -> None:
+        """ModeRTL::compute_return_target (relative altitudes; no terrain following)."""
         n, e, ralt = self.rally_or_home()
-        rtl_alt = self.params["RTL_ALT"] / 100.0
-        climb_min = self.params["RTL_CLIMB_MIN"] / 100.0
-        alt = max(self.h + climb_min, rtl_alt if rtl_alt > 0 else self.h)
-        if ralt is not None:
-            alt = max(alt, ralt)
+        target = max(ralt if ralt is not None else 0.0, 0.0)
+        min_rtl = max(0.3, self.h + max(0.0, self.params["RTL_CLIMB_MIN"] / 100.0))
+        target = max(target, max(self.params["RTL_ALT"] / 100.0, min_rtl))
+        slope = self.params["RTL_CONE_SLOPE"]
+        if slope >= 0.5:
+            target = min(target, max(geo.dist(self.n, self.e, n, e) * slope, min_rtl))
         if self.fence_enabled and int(self.params["FENCE_TYPE"]) & FENCE_ALT_MAX:
-            alt = min(alt, self.params["FENCE_ALT_MAX"] - self.params["FENCE_MARGIN"])
-        alt = max(alt, self.h) if self.h < alt else alt
-        self.rtl = {"state": "climb", "n": n, "e": e, "alt": alt, "t": self.now}
+            target = min(target, self.params["FENCE_ALT_MAX"] - self.params["FENCE_MARGIN"])
+        target = max(target, self.h)  # ensure we do not descend
+        self.rtl = {"state": "climb", "n": n, "e": e, "alt": target, "t": self.now}
         if self.land_complete:
             self.rtl["state"] = "land"
-        self.tgt = (self.n, self.e, alt)
+        self.tgt = (self.n, self.e, target)
 
     def update_rtl(self) -> None:
         r = self.rtl
