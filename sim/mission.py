@@ -403,6 +403,17 @@ class Protocol:
         self.v.send_to(link, M.MAVLink_mission_ack_message(
             msg.get_srcSystem(), msg.get_srcComponent(), result, self.mtype))
 
+    def _mavlink2_ok(self, link, msg) -> bool:
+        """MissionItemProtocol::mavlink2_requirement_met: fence and rally need MAVLink 2."""
+        if self.mtype == MISSION:
+            return True
+        buf = msg.get_msgbuf()
+        if buf and buf[0] == 0xFE:  # a MAVLink 1 frame
+            self.v.text(M.MAV_SEVERITY_WARNING, "Need mavlink2 for item transfer")
+            self.ack(link, msg, M.MAV_MISSION_UNSUPPORTED)
+            return False
+        return True
+
     def _cancel_upload(self, link, msg) -> bool:
         if self.receiving:
             if (msg.get_srcSystem(), msg.get_srcComponent()) != self.dest:
@@ -417,6 +428,8 @@ class Protocol:
         self.new_items = []
 
     def handle_count(self, link, msg) -> None:
+        if not self._mavlink2_ok(link, msg):
+            return
         if not self._cancel_upload(link, msg):
             return
         count = msg.count
@@ -523,6 +536,8 @@ class Protocol:
         self._free()
 
     def handle_request_list(self, link, msg) -> None:
+        if not self._mavlink2_ok(link, msg):
+            return
         if self.receiving:
             self.ack(link, msg, M.MAV_MISSION_DENIED)
             return
@@ -530,6 +545,8 @@ class Protocol:
             msg.get_srcSystem(), msg.get_srcComponent(), self.item_count(), self.mtype))
 
     def handle_request(self, link, msg, want_int: bool) -> None:
+        if not self._mavlink2_ok(link, msg):
+            return
         if want_int and self.receiving:
             self.ack(link, msg, M.MAV_MISSION_DENIED)
             return

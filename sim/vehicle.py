@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+import traceback
 from typing import Optional
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
@@ -318,7 +320,12 @@ class Vehicle:
             return
         h = getattr(self, "_h_" + t, None)
         if h is not None:
-            h(link, msg)
+            try:
+                h(link, msg)
+            except (ValueError, OverflowError, TypeError):
+                # a malformed field (NaN where an integer is expected...) must not stop
+                # every vehicle in the process; say so on stderr and carry on
+                traceback.print_exc(file=sys.stderr)
 
     # ---------------------------------------------------------- handlers
     def _h_HEARTBEAT(self, link, msg):

@@ -151,3 +151,13 @@ def test_long_statustext_is_chunked(gcs):
     second = gcs.recv("STATUSTEXT", lambda m: m.id == first.id and m.chunk_seq == 1, 5)
     assert len(first.text) == 50
     assert first.text + second.text == "Arm: Circle FENCE_MARGIN is greater than FENCE_RADIUS"
+
+
+def test_malformed_command_does_not_kill_the_sim(gcs):
+    nan = float("nan")
+    gcs.send(M.MAVLink_command_long_message(1, 1, M.MAV_CMD_DO_SET_MODE, 0, nan, nan, 0, 0, 0, 0, 0))
+    gcs.send(M.MAVLink_command_long_message(1, 1, M.MAV_CMD_SET_MESSAGE_INTERVAL, 0, nan, 1e30, 0, 0, 0, 0, 0))
+    gcs.send(M.MAVLink_param_set_message(1, 1, b"WPNAV_SPEED", nan, M.MAV_PARAM_TYPE_REAL32))
+    gcs.seen.clear()
+    assert gcs.recv("HEARTBEAT", timeout=3) is not None
+    assert gcs.command(M.MAV_CMD_DO_SET_MODE, 1, 4) == M.MAV_RESULT_ACCEPTED

@@ -189,3 +189,12 @@ def test_mission_item_float_upload(gcs):
     back = gcs.download()
     # float32 degrees keep ~4e-6 deg: MISSION_ITEM loses up to ~40 units of 1e-7
     assert abs(back[2].x - items[2].x) <= 40 and math.isclose(back[2].z, 25.0)
+
+
+def test_fence_transfer_needs_mavlink2(gcs):
+    from pymavlink.dialects.v10 import ardupilotmega as m1
+    mav1 = m1.MAVLink(None, srcSystem=255, srcComponent=190)
+    # MAVLink 1 has no mission_type field: a fence count cannot even be expressed, so
+    # send MISSION_REQUEST_LIST as v1 and check the mission (type 0) still works over v1
+    gcs.sock.sendall(m1.MAVLink_mission_request_list_message(1, 1).pack(mav1))
+    assert gcs.recv("MISSION_COUNT", timeout=5).mission_type == 0
