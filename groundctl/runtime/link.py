@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 GCS_SYSID = 255
 GCS_COMPID = mavlink.MAV_COMP_ID_MISSIONPLANNER
+UDP_RCVBUF = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,14 @@ class _Proto(asyncio.Protocol, asyncio.DatagramProtocol):
 
     def connection_made(self, transport) -> None:
         self.link._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.type == socket.SOCK_DGRAM:
+            # simulators and fleets send every vehicle's telemetry in bursts: the default ~200 KB
+            # buffer overflowed at 100 vehicles x 60 msg/s (kernel drops matched the lost seqs)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
+            except OSError:
+                pass
 
     def data_received(self, data: bytes) -> None:
         self.link._feed(data, None)
@@ -159,6 +169,10 @@ class MavLink:
         await asyncio.wait_for(self._connected.wait(), timeout_s)
 
     # -- traffic ----------------------------------------------------------------------------------
+    def add_peer(self, sysid: int, addr: tuple[str, int]) -> None:
+        """udpin: where a vehicle listens, for sending before it has spoken to us."""
+        self._addr_by_sysid[sysid] = addr
+
     def subscribe(self, sysid: int | None, fn: Callable) -> Callable[[], None]:
         """Call fn(msg, now) for messages from sysid (None: from every system). Returns unsubscribe."""
         self._listeners.setdefault(sysid, []).append(fn)
