@@ -100,3 +100,38 @@ def test_dispatch_flies_to_landed_with_proof_of_delivery(tmp_path):
     finally:
         sim.stop()
         srv.stop()
+
+
+@pytest.mark.slow
+def test_operator_abort_brings_the_parcel_home(tmp_path):
+    srv = start_thread_server(tmp_path)
+    sim = start_vehicle_sim()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            use_sim(c, sim.urls[0])
+            h = register(c)
+            zid = c.post("/api/v1/zones", json=zone_body(FLIGHT_ZONE), headers=h).json()["id"]
+            did = c.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": {"mass_kg": 1.0}}, headers=OP).json()["id"]
+            assert c.post(f"/api/v1/deliveries/{did}/dispatch", json={}, headers=OP).status_code == 200
+            assert wait_state(c, did, {"en_route", "failed", "landed"}, 120)["state"] == "en_route"
+            r = c.post(f"/api/v1/deliveries/{did}/abort", json={"action": "rtl"}, headers=OP)
+            assert r.status_code == 200 and r.json()["state"] == "aborted", r.text
+            end = time.monotonic() + 180
+            while time.monotonic() < end:
+                d = c.get(f"/api/v1/deliveries/{did}", headers=OP).json()
+                if d["outcome"]:
+                    break
+                time.sleep(0.3)
+            kinds = [e["kind"] for e in d["events"]]
+            assert d["state"] == "aborted" and d["outcome"] == "aborted", kinds
+            assert kinds.count("aborted") == 1 and "landed" in kinds and "released" not in kinds
+            assert not d["delivered"] and d["proof_of_delivery"] is None
+            assert c.get(f"/api/v1/deliveries/{did}", headers=h).json()["state"] == "aborted"
+            # the vehicle is free again
+            d2 = c.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": {"mass_kg": 1.0}}, headers=OP).json()
+            assert c.post(f"/api/v1/deliveries/{d2['id']}/abort", json={}, headers=OP).json()["state"] == "aborted"
+            k = c.get("/api/v1/kpis", headers=OP).json()
+            assert k["aborted"] == 1 and k["delivered"] == 0 and k["first_attempt_success_rate"] == 0.0
+    finally:
+        sim.stop()
+        srv.stop()

@@ -1,4 +1,5 @@
-"""Property-based requests from the OpenAPI schema against the live server: never a 500."""
+"""Property-based requests from the OpenAPI schema against the live server: never a 500, and every error
+is problem-details JSON."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ def test_no_server_errors(tmp_path):
                     return  # deleting the seed fleet would only make later operations 409; covered elsewhere
                 resp = case.call(base_url=srv.url, headers={**(case.headers or {}), **headers})
                 statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+                ctype = resp.headers.get("content-type") or ""
+                ctype = ctype[0] if isinstance(ctype, list) else ctype  # schemathesis keeps header lists
+                if resp.status_code >= 400 and not ctype.startswith("application/problem+json"):
+                    failures.append((case.method, case.path, resp.status_code, "not problem+json", resp.text[:200]))
                 if resp.status_code >= 500:
                     failures.append((case.method, case.path, case.path_parameters, case.query, case.body,
                                      resp.status_code, resp.text[:300]))
