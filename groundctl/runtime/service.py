@@ -15,8 +15,8 @@ import os
 import secrets
 import statistics
 import threading
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,17 +28,16 @@ from groundctl.core import geojson as gj
 from groundctl.core.airspace import Airspace, parse_airspace
 from groundctl.core.fleet import (Airframe, Fleet, Hub, LandingZone, Vehicle, parse_fleet, pydantic_to_input_error,
                                   validate_landing_zone)
-from groundctl.core.geo import geodesic_distance_m
 from groundctl.core.energy import plan_energy
+from groundctl.core.geo import geodesic_distance_m
 from groundctl.core.plan import FlightPlan, Parcel, build_plan, choose_airframe, make_planner
 from groundctl.core.preflight import preflight
 from groundctl.core.weather import Weather, weather_from_dict, weather_from_values
 from groundctl.errors import (CheckFailure, Conflict, GroundctlError, InputError, NoRouteError, NotFound,
                               PlanRefused, ValidationErrors)
 from groundctl.runtime.events import DeliveryEvent, Progress
-from groundctl.runtime.store import (IN_FLIGHT_STATES, STATES, AirspaceVersion, Delivery, Event, FleetItem,
-                                     Recipient, Store, Zone, database_url, derive_state, is_active, token_hash,
-                                     utcnow)
+from groundctl.runtime.store import (IN_FLIGHT_STATES, AirspaceVersion, Delivery, Event, FleetItem, Recipient, Store,
+                                     Zone, database_url, is_active, token_hash, utcnow)
 
 log = logging.getLogger("groundctl.service")
 

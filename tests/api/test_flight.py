@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.api.conftest import NEAR_HUB, OP, OP_KEY, register, start_thread_server, zone_body
+from tests.api.conftest import OP, OP_KEY, register, start_thread_server, zone_body
 
 pytest.importorskip("groundctl.runtime.fly")
 launch = pytest.importorskip("sim.launch")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
 from tests.api.conftest import CLINIC_EAST, FARM_NORTH, OP, ROOT, assert_problem, register, zone_body
 
 
