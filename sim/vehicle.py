@@ -223,12 +223,9 @@ class Vehicle:
         self.winch_len_target = None
         self.winch_mode = "relaxed"
         self.parcel_on_ground = False
-        # telemetry schedule: name -> [interval_s, next_due]
-        self.sched: dict[str, list] = {}
-        for name, (_, hz) in STREAMS.items():
-            if hz > 0:
-                self.sched[name] = [1.0 / hz, now + self.rng.random() * 0.2]
-        self.sched["HEARTBEAT"] = [1.0, now]
+        # stream rates are per link (per channel in ArduPilot) and back to defaults at boot
+        for link in self.links:
+            self._init_link_sched(link)
         self.next_due = now
         self.vu_des = 0.0
         self._blocked_since = None
@@ -296,6 +293,19 @@ class Vehicle:
 
     def add_link(self, link) -> None:
         self.links.append(link)
+        self._init_link_sched(link)
+
+    def _init_link_sched(self, link) -> None:
+        """Telemetry schedule of one link: name -> [interval_s, next_due]."""
+        now = self.now
+        sched = {}
+        for name, (_, hz) in STREAMS.items():
+            if hz > 0:
+                sched[name] = [1.0 / hz, now + self.rng.random() * 0.2]
+        sched["HEARTBEAT"] = [1.0, now]
+        link.sched = sched
+        link.next_due = now
+        self.next_due = now
 
     def remove_link(self, link) -> None:
         if link in self.links:
@@ -448,13 +458,16 @@ class Vehicle:
             if group is None:
                 continue
             if msg.req_stream_id in (M.MAV_DATA_STREAM_ALL, group):
-                self._set_interval(name, 1.0 / rate if rate > 0 else None)
+                self._set_interval(link, name, 1.0 / rate if rate > 0 else None)
 
-    def _set_interval(self, name: str, interval: Optional[float]) -> None:
+    def _set_interval(self, link, name: str, interval: Optional[float]) -> None:
+        if link is None:
+            return
         if interval is None:
-            self.sched.pop(name, None)
+            link.sched.pop(name, None)
         else:
-            self.sched[name] = [interval, self.now]
+            link.sched[name] = [interval, self.now]
+            link.next_due = self.now
             self.next_due = self.now
 
     def _h_SET_MODE(self, link, msg):
@@ -592,19 +605,19 @@ class Vehicle:
             us = int(p[1])
             if us == 0:
                 hz = STREAMS[name][1]
-                self._set_interval(name, 1.0 / hz if hz > 0 else None)
+                self._set_interval(link, name, 1.0 / hz if hz > 0 else None)
             elif us == -1:
-                self._set_interval(name, None)
+                self._set_interval(link, name, None)
             elif us < 0:
                 return R.MAV_RESULT_DENIED
             else:
-                self._set_interval(name, min(max(us, 1000), 60_000_000) / 1e6)
+                self._set_interval(link, name, min(max(us, 1000), 60_000_000) / 1e6)
             return R.MAV_RESULT_ACCEPTED
         if cmd == R.MAV_CMD_GET_MESSAGE_INTERVAL:
             name = MSG_NAMES.get(int(p[0]))
             if name is None:
                 return R.MAV_RESULT_FAILED
-            s = self.sched.get(name)
+            s = link.sched.get(name) if link is not None else None
             self.send_to(link, M.MAVLink_message_interval_message(int(p[0]), int(s[0] * 1e6) if s else -1))
             return R.MAV_RESULT_ACCEPTED
         if cmd == R.MAV_CMD_GET_HOME_POSITION:
@@ -1881,24 +1894,27 @@ class Vehicle:
     def telemetry(self) -> None:
         now = self.now
         nxt = now + 10.0
-        if not self.links:
-            # nobody listening: keep the schedule moving without encoding anything
-            for s in self.sched.values():
+        made: dict = {}  # one message object per name per step, packed for each link
+        for link in self.links:
+            if link.next_due > now:
+                nxt = min(nxt, link.next_due)
+                continue
+            lnxt = now + 10.0
+            for name, s in link.sched.items():
                 if s[1] <= now:
-                    s[1] = now + s[0]
-                nxt = min(nxt, s[1])
-            self.next_due = nxt
-            return
-        for name, s in self.sched.items():
-            if s[1] <= now:
-                s[1] += s[0]
-                if s[1] <= now:
-                    s[1] = now + s[0]
-                m = self.make_msg(name)
-                if m is not None:
-                    self.broadcast(m)
-            if s[1] < nxt:
-                nxt = s[1]
+                    s[1] += s[0]
+                    if s[1] <= now:
+                        s[1] = now + s[0]
+                    if name in made:
+                        m = made[name]
+                    else:
+                        m = made[name] = self.make_msg(name)
+                    if m is not None:
+                        self.send_to(link, m)
+                if s[1] < lnxt:
+                    lnxt = s[1]
+            link.next_due = lnxt
+            nxt = min(nxt, lnxt)
         self.next_due = nxt
 
     def make_msg(self, name: str):

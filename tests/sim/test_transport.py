@@ -90,3 +90,16 @@ def test_udp_out_count_shares_one_gcs_port():
                 sysids.add(hb.get_srcSystem())
         assert sysids == {1, 2, 3}
     gcs.close()
+
+
+def test_stream_rates_are_per_link(sim):
+    a, b = MavClient(sim.urls[0]), MavClient(sim.urls[0])
+    assert a.recv("HEARTBEAT", timeout=5) and b.recv("HEARTBEAT", timeout=5)
+    a.send(M.MAVLink_request_data_stream_message(1, 1, M.MAV_DATA_STREAM_ALL, 0, 0))
+    a.recv("HEARTBEAT", timeout=2)
+    a.seen.clear()
+    b.seen.clear()
+    assert a.recv("VFR_HUD", timeout=0.5) is None
+    assert b.recv("VFR_HUD", timeout=2) is not None
+    a.close()
+    b.close()
