@@ -437,3 +437,16 @@ def test_guided_goto_by_mission_item_and_reposition(sim_factory):
     assert c.recv("COMMAND_ACK", lambda m: m.command == M.MAV_CMD_DO_REPOSITION, 3).result == M.MAV_RESULT_ACCEPTED
     assert c.recv("GLOBAL_POSITION_INT", lambda m: abs(m.lat - int(b[0] * 1e7)) < 20 and abs(m.relative_alt - 9000) < 300, 6)
     c.close()
+
+
+def test_arm_in_auto_with_auto_options_takes_off(sim_factory):
+    h = sim_factory("--speedup", "40", "--no-ekf-s", "1")
+    c = MavClient(h.urls[0])
+    assert c.upload(delivery()) == M.MAV_MISSION_ACCEPTED
+    c.set_param("AUTO_OPTIONS", 3, M.MAV_PARAM_TYPE_INT32)
+    c.wait_ekf()
+    assert c.command(M.MAV_CMD_DO_SET_MODE, 1, 3) == M.MAV_RESULT_ACCEPTED
+    assert c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
+    assert c.recv("MISSION_ITEM_REACHED", lambda m: m.seq == 1, 5)
+    assert c.latest("GLOBAL_POSITION_INT").relative_alt > 11000
+    c.close()
