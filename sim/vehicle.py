@@ -1200,8 +1200,8 @@ class Vehicle:
         else:
             n, e = geo.ne_offset(self.home_lat, self.home_lon, it.x, it.y)
         h = self.item_alt(it)
-        if it.alt_frame != ABS and it.z == 0 and it.command != M.MAV_CMD_NAV_LAND:
-            h = self.h  # copter keeps current altitude for a zero relative alt
+        if it.z == 0 and it.command != M.MAV_CMD_NAV_LAND:
+            h = self.h  # ModeAuto::loc_from_cmd: a zero altitude means "keep the current one"
         return (n, e, h)
 
     def change_speed(self, kind: int, speed: float) -> None:
