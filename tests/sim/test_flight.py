@@ -450,3 +450,27 @@ def test_arm_in_auto_with_auto_options_takes_off(sim_factory):
     assert c.recv("MISSION_ITEM_REACHED", lambda m: m.seq == 1, 5)
     assert c.latest("GLOBAL_POSITION_INT").relative_alt > 11000
     c.close()
+
+
+def test_polygon_fence_breach_triggers_rtl(sim_factory):
+    from tests.sim.test_mission import fence_items
+    h = sim_factory("--speedup", "40", "--no-ekf-s", "1")
+    c = MavClient(h.urls[0])
+    c.wait_ekf()
+    assert c.upload(fence_items(HOME[:2], half=40.0), M.MAV_MISSION_TYPE_FENCE) == M.MAV_MISSION_ACCEPTED
+    c.set_param("FENCE_ENABLE", 1, M.MAV_PARAM_TYPE_INT8)
+    c.set_param("FENCE_TYPE", 4, M.MAV_PARAM_TYPE_INT8)
+    c.command(M.MAV_CMD_DO_SET_MODE, 1, 4)
+    assert c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
+    assert c.command(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 10) == M.MAV_RESULT_ACCEPTED
+    assert c.recv("GLOBAL_POSITION_INT", lambda m: m.relative_alt > 9700, 5)
+    out = offset(HOME[0], HOME[1], 0, -80)
+    c.send(M.MAVLink_set_position_target_global_int_message(
+        0, 1, 1, M.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, 0b110111111000,
+        int(out[0] * 1e7), int(out[1] * 1e7), 10, 0, 0, 0, 0, 0, 0, 0, 0))
+    assert c.wait_text("Polygon fence breached", 6)
+    fs = c.recv("FENCE_STATUS", lambda m: m.breach_status == 1, 3)
+    assert fs.breach_type == M.FENCE_BREACH_BOUNDARY
+    assert c.recv("HEARTBEAT", lambda m: m.custom_mode == 6, 3)
+    assert c.wait_text("Fence breach cleared", 8)
+    c.close()
