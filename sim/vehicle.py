@@ -74,6 +74,7 @@ STREAMS = {
     "EKF_STATUS_REPORT": (M.MAV_DATA_STREAM_EXTRA3, 2),
     "BATTERY_STATUS": (M.MAV_DATA_STREAM_EXTRA3, 2),
     "HOME_POSITION": (None, 0),
+    "GPS_GLOBAL_ORIGIN": (None, 0),
     "AUTOPILOT_VERSION": (None, 0),
     "HEARTBEAT": (None, 1),
 }
@@ -179,6 +180,7 @@ class Vehicle:
         self.voltage = 0.0
         self.update_battery(0.0)
         self.batt_low_since = None
+        self.batt_crit_since = None
         self.batt_failsafe = 0
         self.tgt = None  # (n, e, h) position target
         self.speed_xy = self.params["WPNAV_SPEED"] / 100.0
@@ -230,6 +232,7 @@ class Vehicle:
         self.vu_des = 0.0
         self._blocked_since = None
         self.idle_dt = 0.0
+        self.paused_at = None  # DO_PAUSE_CONTINUE hold point
 
     @property
     def gripper_valid(self) -> bool:
@@ -592,7 +595,9 @@ class Vehicle:
                 return R.MAV_RESULT_FAILED
             if name == "HOME_POSITION" and not self.home_set:
                 return R.MAV_RESULT_FAILED
-            self.send_to(link, self.make_msg(name))
+            m = self.make_msg(name)
+            if m is not None:
+                self.send_to(link, m)
             return R.MAV_RESULT_ACCEPTED
         if cmd == R.MAV_CMD_SET_MESSAGE_INTERVAL:
             # GCS_MAVLINK::set_message_interval
@@ -628,6 +633,26 @@ class Vehicle:
         if cmd == R.MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES:
             self.send_to(link, self.make_msg("AUTOPILOT_VERSION"))
             return R.MAV_RESULT_ACCEPTED
+        if cmd == R.MAV_CMD_DO_PAUSE_CONTINUE:
+            # ModeAuto::pause only in the WP submode before the destination; GUIDED holds too
+            if int(p[0]) == 0:
+                can = (self.armed and not self.land_complete and (
+                    (self.mode == AUTO and self.sub == "wp" and not self.reached())
+                    or self.mode == GUIDED))
+                if not can:
+                    self.text(M.MAV_SEVERITY_INFO, "Failed to pause", link=link)
+                    return R.MAV_RESULT_FAILED
+                if self.paused_at is None:
+                    # stop along the current track, as the position controller would
+                    acc = max(self.params["WPNAV_ACCEL"] / 100.0, 0.5)
+                    v = math.hypot(self.vn, self.ve)
+                    k = v / (2 * acc) if v > 0.01 else 0.0
+                    self.paused_at = (self.n + self.vn * k, self.e + self.ve * k, self.h)
+                return R.MAV_RESULT_ACCEPTED
+            if int(p[0]) == 1:
+                self.paused_at = None
+                return R.MAV_RESULT_ACCEPTED
+            return R.MAV_RESULT_DENIED
         if cmd == R.MAV_CMD_DO_FENCE_ENABLE:
             if int(p[0]) in (0, 1):
                 self.fence_enabled = bool(int(p[0]))
@@ -727,6 +752,7 @@ class Vehicle:
         if self.mode == AUTO and self.mstate == MISSION_RUNNING:
             self.mstate = MISSION_STOPPED
         self.mode = mode
+        self.paused_at = None
         self.sub = None
         self.pp = None
         self.vu_cmd = None
@@ -1081,6 +1107,7 @@ class Vehicle:
         c = it.command
         if is_nav(c):
             # per-nav-command timers; a DO item starting meanwhile must not reset them
+            self.paused_at = None
             self.sub_t = self.now
             self.loiter_until = None
         if c == M.MAV_CMD_NAV_TAKEOFF:
@@ -1137,6 +1164,8 @@ class Vehicle:
 
     def verify_command(self, idx: int, it: Item) -> bool:
         if self.mode != AUTO:
+            return False
+        if self.paused_at is not None and is_nav(it.command):
             return False
         c = it.command
         if c in (M.MAV_CMD_DO_GRIPPER, M.MAV_CMD_DO_SET_SERVO, M.MAV_CMD_DO_SET_RELAY,
@@ -1591,6 +1620,8 @@ class Vehicle:
             self.ekf_ready = True
             if not self.home_set:
                 self.set_home(self.home_lat, self.home_lon, self.home_alt)
+            self.origin = (self.home_lat, self.home_lon, self.home_alt)
+            self.broadcast(self.make_msg("GPS_GLOBAL_ORIGIN"))
         for p in self.protocols.values():
             if p.receiving:
                 p.update(now)
@@ -1683,10 +1714,12 @@ class Vehicle:
         acc_xy = max(p["WPNAV_ACCEL"] / 100.0, 0.5)
         acc_z = max(p["WPNAV_ACCEL_Z"] / 100.0, 0.5)
         wind_n, wind_e = self.wind()
+        # a paused vehicle holds where it stopped; the mission target is kept for resume
+        tgt = self.tgt if self.paused_at is None else self.paused_at
         # horizontal
         tvn = tve = 0.0
-        if flying_allowed and not self.land_complete and self.tgt is not None:
-            dn, de = self.tgt[0] - self.n, self.tgt[1] - self.e
+        if flying_allowed and not self.land_complete and tgt is not None:
+            dn, de = tgt[0] - self.n, tgt[1] - self.e
             d = math.hypot(dn, de)
             if d > 0.01:
                 un, ue = dn / d, de / d
@@ -1712,8 +1745,8 @@ class Vehicle:
         if flying_allowed:
             if self.vu_cmd is not None:
                 tvu = self.vu_cmd
-            elif self.tgt is not None and self.tgt[2] is not None:
-                dh = self.tgt[2] - self.h
+            elif tgt is not None and tgt[2] is not None:
+                dh = tgt[2] - self.h
                 spd = self.speed_up if dh > 0 else self.speed_dn
                 tvu = math.copysign(min(spd, math.sqrt(2 * acc_z * abs(dh)), abs(dh) * 2.0), dh)
         # vu_des is the controller's desired climb rate; it keeps asking for the
@@ -1833,6 +1866,8 @@ class Vehicle:
 
     def failsafes(self) -> None:
         # battery: BATT_LOW_VOLT for BATT_LOW_TIMER seconds, or BATT_LOW_MAH remaining
+        if self.batt_failsafe < 2 and self.batt_failsafe >= 1:
+            self._battery_level(2, "critical", "BATT_CRT_VOLT", "BATT_CRT_MAH", "BATT_FS_CRT_ACT")
         if self.batt_failsafe < 1:
             low_v = self.params["BATT_LOW_VOLT"]
             low_mah = self.params["BATT_LOW_MAH"]
@@ -1874,6 +1909,25 @@ class Vehicle:
             self.last_prearm_report = self.now
             for f in self.prearm_failures():
                 self.text(M.MAV_SEVERITY_CRITICAL, "PreArm: " + f)
+
+    def _battery_level(self, level: int, word: str, volt_p: str, mah_p: str, act_p: str) -> None:
+        """AP_BattMonitor::check_failsafes for the critical level (low is handled inline)."""
+        v_lim, mah_lim = self.params[volt_p], self.params[mah_p]
+        rem_mah = self.params["BATT_CAPACITY"] - self.consumed_mah
+        trig = False
+        if v_lim > 0 and self.voltage < v_lim:
+            if self.batt_crit_since is None:
+                self.batt_crit_since = self.now
+            trig = self.now - self.batt_crit_since >= self.params["BATT_LOW_TIMER"]
+        else:
+            self.batt_crit_since = None
+        if mah_lim > 0 and rem_mah < mah_lim:
+            trig = True
+        if trig:
+            self.batt_failsafe = level
+            self.text(M.MAV_SEVERITY_WARNING, "Battery 1 is %s %.2fV used %.0f mAh"
+                      % (word, self.voltage, self.consumed_mah))
+            self.battery_action(int(self.params[act_p]))
 
     def battery_action(self, act: int) -> None:
         if not self.armed:
@@ -1995,6 +2049,12 @@ class Vehicle:
             return M.MAVLink_home_position_message(
                 self.home_lat, self.home_lon, int(self.home_alt * 1000), 0, 0, 0,
                 [1, 0, 0, 0], 0, 0, 0, int((self.now - self.boot_time) * 1e6))
+        if name == "GPS_GLOBAL_ORIGIN":
+            if not self.ekf_ready:
+                return None
+            lat, lon, alt = self.origin
+            return M.MAVLink_gps_global_origin_message(lat, lon, int(alt * 1000),
+                                                       int(self.runner.epoch_us()))
         if name == "WIND":
             spd = self.params["SIM_WIND_SPD"]
             return M.MAVLink_wind_message(self.params["SIM_WIND_DIR"] if spd > 0 else 0.0, spd, 0.0)

@@ -474,3 +474,44 @@ def test_polygon_fence_breach_triggers_rtl(sim_factory):
     assert c.recv("HEARTBEAT", lambda m: m.custom_mode == 6, 3)
     assert c.wait_text("Fence breach cleared", 8)
     c.close()
+
+
+def test_pause_and_continue_in_auto(sim_factory):
+    h = sim_factory("--speedup", "40", "--no-ekf-s", "1")
+    c = MavClient(h.urls[0])
+    far = offset(HOME[0], HOME[1], 400, 0)
+    mission = [item(0, 16, M.MAV_FRAME_GLOBAL_INT, lat=HOME[0], lon=HOME[1]),
+               item(1, M.MAV_CMD_NAV_TAKEOFF, alt=10),
+               item(2, M.MAV_CMD_NAV_WAYPOINT, lat=far[0], lon=far[1], alt=10)]
+    assert c.upload(mission) == M.MAV_MISSION_ACCEPTED
+    c.wait_ekf()
+    assert c.command(M.MAV_CMD_DO_PAUSE_CONTINUE, 0) == M.MAV_RESULT_FAILED  # not flying a WP
+    c.command(M.MAV_CMD_DO_SET_MODE, 1, 4)
+    c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1)
+    c.command(M.MAV_CMD_MISSION_START)
+    assert c.recv("VFR_HUD", lambda m: m.groundspeed > 9, 5)
+    assert c.command(M.MAV_CMD_DO_PAUSE_CONTINUE, 0) == M.MAV_RESULT_ACCEPTED
+    assert c.recv("VFR_HUD", lambda m: m.groundspeed < 0.1, 3)
+    held = c.latest("GLOBAL_POSITION_INT")
+    time.sleep(0.3)
+    assert abs(c.latest("GLOBAL_POSITION_INT").lat - held.lat) < 5
+    assert c.command(M.MAV_CMD_DO_PAUSE_CONTINUE, 1) == M.MAV_RESULT_ACCEPTED
+    assert c.recv("MISSION_ITEM_REACHED", lambda m: m.seq == 2, 8)
+    c.close()
+
+
+def test_critical_battery_lands(sim_factory):
+    h = sim_factory("--speedup", "40", "--no-ekf-s", "1", "--battery-pct", "30")
+    c = MavClient(h.urls[0])
+    c.wait_ekf()
+    c.set_param("BATT_LOW_MAH", 2010)  # 30 % of 6756 mAh is 2027 mAh left
+    c.set_param("BATT_CRT_MAH", 1960)
+    c.set_param("BATT_FS_CRT_ACT", 1, M.MAV_PARAM_TYPE_INT8)
+    c.command(M.MAV_CMD_DO_SET_MODE, 1, 4)
+    assert c.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
+    assert c.command(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 20) == M.MAV_RESULT_ACCEPTED
+    assert c.wait_text("Battery 1 is low", 5)
+    assert c.recv("HEARTBEAT", lambda m: m.custom_mode == 6, 3)
+    assert c.wait_text("Battery 1 is critical", 10)
+    assert c.recv("HEARTBEAT", lambda m: m.custom_mode == 9, 3)
+    c.close()
