@@ -79,9 +79,16 @@ class VerdictView:
 
 
 def _plain(v: Any) -> Any:
-    """JSON-safe copy (infinite limits become strings, as Check.to_dict already does for its own)."""
-    return json.loads(json.dumps(v, default=str).replace("-Infinity", "null").replace("Infinity", "null")
-                      .replace("NaN", "null"))
+    """JSON-safe copy: non-finite numbers become null (JSON has no Infinity), anything else a string."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if v is None or isinstance(v, (str, int, bool)):
+        return v
+    return str(v)
 
 
 def verdict_for(plan: FlightPlan, weather: Weather | None, now: datetime, airspace: Airspace | None) -> VerdictView:
@@ -136,7 +143,7 @@ class LiveHub:
         self.subscribers.discard(q)
 
     def publish(self, msg: dict) -> None:
-        self._fan_out(json.dumps(msg, default=str))
+        self._fan_out(json.dumps(_plain(msg)))
 
     def _fan_out(self, text: str) -> None:
         for q in list(self.subscribers):
