@@ -97,6 +97,8 @@ def test_dispatch_flies_to_landed_with_proof_of_delivery(tmp_path):
             assert k["deliveries"] == 1 and k["delivered"] == 1 and k["first_attempt_success_rate"] == 1.0
             assert k["median_drop_distance_m"] is not None and k["on_time_rate"] is not None
             print("KPIs:", k)
+            later = c.get("/api/v1/kpis", params={"since": "2100-01-01T00:00:00Z"}, headers=OP).json()
+            assert later["deliveries"] == 0 and later["first_attempt_success_rate"] is None
     finally:
         sim.stop()
         srv.stop()

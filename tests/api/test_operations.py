@@ -159,3 +159,22 @@ def test_openapi_and_map_page_are_served(client):
     assert page.status_code == 200 and "map.js" in page.text
     js = client.get("/static/map.js").text
     assert "http" not in js.replace("https:", "").replace("location.protocol", "")  # no CDN, no tile server
+
+
+def test_live_websocket_auth(server):
+    import websockets.sync.client as wsc
+    from websockets.exceptions import InvalidStatus, ConnectionClosedError
+
+    from tests.api.conftest import OP_KEY
+    base = server.url.replace("http", "ws") + "/api/v1/live/ws"
+    with wsc.connect(base, subprotocols=[f"groundctl.key.{OP_KEY}"]) as ws:  # how the map page connects
+        assert ws.subprotocol == f"groundctl.key.{OP_KEY}"
+        assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
+    with wsc.connect(base + f"?key={OP_KEY}") as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
+    try:
+        with wsc.connect(base + "?key=wrong") as ws:
+            ws.recv(timeout=5)
+        raise AssertionError("a wrong key was accepted")
+    except (InvalidStatus, ConnectionClosedError):
+        pass

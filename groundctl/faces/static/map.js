@@ -12,7 +12,10 @@
   const vehiclesEl = document.getElementById("vehicles");
   const params = new URLSearchParams(location.search);
   let key = params.get("key") || localStorage.getItem("groundctl.key") || "";
-  if (params.get("key")) localStorage.setItem("groundctl.key", key);
+  if (params.get("key")) {
+    localStorage.setItem("groundctl.key", key);
+    history.replaceState(null, "", location.pathname);  // do not leave the key in the address bar
+  }
   let data = null;
   const vehicles = new Map();
   let view = null;
@@ -150,8 +153,9 @@
 
   function connect() {
     if (!key) return;
-    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host +
-                             "/api/v1/live/ws?key=" + encodeURIComponent(key));
+    // the key travels as a subprotocol, not in the URL, so it stays out of the server's access log
+    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/live/ws",
+                             ["groundctl.key." + key]);
     ws.onmessage = m => {
       const msg = JSON.parse(m.data);
       if (msg.type === "snapshot") {

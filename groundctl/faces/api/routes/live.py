@@ -37,14 +37,20 @@ async def map_data(request: Request, svc: ServiceDep,
     return await run_in_threadpool(svc.map_data, key_ok(request, key))
 
 
+KEY_PROTOCOL = "groundctl.key."
+
+
 @router.websocket("/live/ws")
 async def live_ws(ws: WebSocket, key: str | None = None) -> None:
-    # browsers cannot set headers on a WebSocket: the key comes as ?key=
-    if not key_ok(ws, key or ws.headers.get("x-api-key")):
+    # Browsers cannot set headers on a WebSocket. The map offers the key as a subprotocol
+    # ("groundctl.key.<key>"), which stays out of access logs; ?key= is for command-line clients.
+    offered = [p for p in ws.scope.get("subprotocols", []) if p.startswith(KEY_PROTOCOL)]
+    candidates = [p[len(KEY_PROTOCOL):] for p in offered] + [key, ws.headers.get("x-api-key")]
+    if not any(key_ok(ws, k) for k in candidates if k):
         await ws.close(code=1008, reason="missing or invalid operator key")
         return
     hub = ws.app.state.service.live
-    await ws.accept()
+    await ws.accept(subprotocol=offered[0] if offered else None)
     q = hub.subscribe()
     recv = None
     try:
