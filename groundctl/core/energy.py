@@ -134,7 +134,7 @@ class EnergyReport:
                 "margin_wh": r(self.margin_wh, 2), "flight_time_s": r(self.flight_time_s, 1),
                 "air_density_kgm3": round(self.rho, 4), "hover_power_w": round(self.hover_power_w, 1),
                 "wind_mps": round(self.wind_mps, 2), "wind_dir_deg": self.wind_dir_deg, "wind_how": self.wind_how,
-                "max_payload_kg": round(self.max_payload_kg, 3), "max_radius_m": round(self.max_radius_m, 1),
+                "max_payload_kg": r(self.max_payload_kg, 3), "max_radius_m": r(self.max_radius_m, 1),
                 "max_radius_heading_deg": self.max_radius_heading_deg,
                 "legs": [le.to_dict() for le in self.legs]}
 
@@ -249,8 +249,13 @@ def _total(ctx: _Ctx, legs) -> tuple[float, list[LegEnergy]]:
 
 
 def flight_energy(a: Airframe, ops: Operations, legs: list[Leg], weather: Weather | None, *,
-                  elevation_m: float, cruise_alt_m: float, payload_kg: float | None = None) -> EnergyReport:
-    """Energy for a list of legs (a plan's, or any other) in the given weather."""
+                  elevation_m: float, cruise_alt_m: float, payload_kg: float | None = None,
+                  limits: bool = True) -> EnergyReport:
+    """Energy for a list of legs (a plan's, or any other) in the given weather.
+
+    limits=False skips the searches for the maximum payload and radius (NaN in the report): a range
+    check that only needs the margin spends most of its time there otherwise.
+    """
     ctx = _ctx(a, weather, elevation_m, cruise_alt_m)
     if payload_kg is None:
         payload_kg = max((leg.payload_kg for leg in legs), default=0.0)
@@ -262,8 +267,11 @@ def flight_energy(a: Airframe, ops: Operations, legs: list[Leg], weather: Weathe
     margin = usable - reserve - needed if not bad else -math.inf
     time_s = sum(le.time_s for le in les)
     w = ctx.cruise_wind
-    max_pl = _max_payload(ctx, ops, legs, usable)
-    radius, heading = _max_radius(ctx, ops, legs, payload_kg, usable, cruise_alt_m)
+    if limits:
+        max_pl = _max_payload(ctx, ops, legs, usable)
+        radius, heading = _max_radius(ctx, ops, legs, payload_kg, usable, cruise_alt_m)
+    else:
+        max_pl, radius, heading = math.nan, math.nan, None
     return EnergyReport(needed_wh=needed if not bad else finite_needed, usable_wh=usable, reserve_wh=reserve,
                         reserve_basis=basis, margin_wh=margin, flight_time_s=time_s, legs=tuple(les),
                         rho=ctx.rho, hover_power_w=hover_power_w(a, a.empty_mass_kg + payload_kg, ctx.rho),
@@ -273,10 +281,10 @@ def flight_energy(a: Airframe, ops: Operations, legs: list[Leg], weather: Weathe
                         infeasible_legs=bad)
 
 
-def plan_energy(plan: FlightPlan, weather: Weather | None) -> EnergyReport:
+def plan_energy(plan: FlightPlan, weather: Weather | None, *, limits: bool = True) -> EnergyReport:
     """Energy for a plan's legs, at the hub's elevation and the plan's cruise height."""
     return flight_energy(plan.airframe, plan.ops, plan.legs, weather, elevation_m=plan.hub.elevation_m,
-                         cruise_alt_m=plan.cruise_alt_m, payload_kg=plan.parcel.mass_kg)
+                         cruise_alt_m=plan.cruise_alt_m, payload_kg=plan.parcel.mass_kg, limits=limits)
 
 
 def _fits(ctx: _Ctx, ops: Operations, legs, payload_kg: float, usable: float) -> bool:

@@ -57,7 +57,7 @@ class Settings:
     on_time_grace_s: float = 60.0
     # With no weather set by an operator (PUT /api/v1/weather) the verdict would refuse every flight; a
     # development station flying a simulator assumes calm air instead. Turn off where real weather matters.
-    assume_calm: bool = True
+    assume_calm: bool = False  # only the simulated demo fleet may fly without a weather report
     clock: Callable[[], datetime] = utcnow
 
     @classmethod
@@ -466,7 +466,7 @@ class Service:
                     reach[hub.name] = {"ok": False, "reason": e.reason}
                     continue  # already reported by validate_landing_zone (e.g. radius)
                 # range is a property of the zone, not of today's wind: still air, reference parcel
-                e = plan_energy(plan, None)
+                e = plan_energy(plan, None, limits=False)  # the margin is all a range check needs
                 ok = e.ok
                 reach[hub.name] = {"ok": ok, "round_trip_m": round(plan.distance_m, 1), "airframe": plan.airframe.name,
                                    "energy_needed_wh": round(e.needed_wh, 1),

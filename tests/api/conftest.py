@@ -74,9 +74,28 @@ class ThreadServer:
         return self.app.state.service
 
 
-def start_thread_server(tmp: Path, **settings) -> ThreadServer:
+def calm_weather() -> dict:
+    """A current observation in core.weather's JSON form, as an operator would PUT it."""
+    from datetime import datetime, timezone
+
+    return {"valid_time": datetime.now(timezone.utc).isoformat(), "source": "test: hub anemometer",
+            "wind": [{"height_m": 10, "speed_mps": 2.0, "dir_deg": 200}], "gust_mps": 3.0,
+            "precip_mmph": 0.0, "visibility_m": 10000, "temp_c": 18}
+
+
+def put_weather(url: str) -> None:
+    r = httpx.put(f"{url}/api/v1/weather", json=calm_weather(), headers={"X-API-Key": OP_KEY}, timeout=30)
+    assert r.status_code == 200, r.text
+
+
+def start_thread_server(tmp: Path, *, weather: bool = True, **settings) -> ThreadServer:
+    """The real app on a loopback port; with the weather set the way an operator sets it (the service
+    never assumes weather it was not given, except for its own simulated demo fleet)."""
     s = Settings(data_dir=tmp, operator_keys=(OP_KEY,), **settings)
-    return ThreadServer(create_app(s)).start()
+    srv = ThreadServer(create_app(s)).start()
+    if weather:
+        put_weather(srv.url)
+    return srv
 
 
 def free_port() -> int:
@@ -110,6 +129,7 @@ class ProcServer:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    put_weather(self.url)
                     return self
             except httpx.HTTPError:
                 pass

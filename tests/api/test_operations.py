@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import httpx
+
 from tests.api.conftest import CLINIC_EAST, FARM_NORTH, OP, ROOT, assert_problem, register, zone_body
 
 
@@ -178,3 +180,19 @@ def test_live_websocket_auth(server):
         raise AssertionError("a wrong key was accepted")
     except (InvalidStatus, ConnectionClosedError):
         pass
+
+
+def test_no_weather_no_go(tmp_path):
+    """Without a weather report the service refuses to plan a flight rather than assume calm air."""
+    from tests.api.conftest import register, start_thread_server, zone_body
+
+    srv = start_thread_server(tmp_path, weather=False)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            h = register(c)
+            zid = c.post("/api/v1/zones", json=zone_body(), headers=h).json()["id"]
+            d = c.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": {"mass_kg": 1.0}}, headers=OP).json()
+            assert d["state"] == "refused"
+            assert any("weather" in f["check"] for f in d["failures"]), d["failures"]
+    finally:
+        srv.stop()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
-from tests.api.conftest import (CLINIC_EAST, HELIPAD, ISLAND, OP, OUTSIDE, Clock, assert_problem, register,
+from tests.api.conftest import (CLINIC_EAST, HELIPAD, ISLAND, OP, OUTSIDE, Clock, assert_problem, calm_weather, register,
                                 start_thread_server, zone_body)
 
 
@@ -165,6 +165,9 @@ def test_stale_zone_must_be_reconfirmed(tmp_path):
             assert "reconfirm" in p["detail"]
             r = c.post(f"/api/v1/zones/{z['id']}/confirm", headers=h)
             assert r.status_code == 200 and r.json()["stale"] is False
+            # the weather set at start is 181 days old now too: an operator gives a fresh report
+            fresh = {**calm_weather(), "valid_time": (datetime.now(timezone.utc) + clock.offset).isoformat()}
+            assert c.put("/api/v1/weather", json=fresh, headers=OP).status_code == 200
             d = c.post("/api/v1/deliveries", json={"zone_id": z["id"], "parcel": {"mass_kg": 1}}, headers=OP)
             assert d.status_code == 201 and d.json()["state"] == "planned", d.text
     finally:

@@ -71,6 +71,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, data_dir: str | Path | N
         settings.operator_keys = ("dev-" + secrets.token_urlsafe(16),)
         print(f"operator key for this run (set GROUNDCTL_OPERATOR_KEYS to choose your own): "
               f"{settings.operator_keys[0]}", flush=True)
+    if sim:
+        # the simulated fleet flies in the simulator's still air: that is the weather it really has
+        settings.assume_calm = True
     app = create_app(settings)
     with contextlib.ExitStack() as stack:
         if sim:
