@@ -1,0 +1,191 @@
+"""Route planner benchmark against extremitypathfinder on the same map, measured in the same run.
+
+    pytest -m bench tests/bench/test_route_bench.py -s        (or GROUNDCTL_BENCH=1 pytest ...)
+
+A generated 20 x 20 km service area near Canberra with one no-fly zone in each cell of an 18 x 18
+grid (324 zones: convex, star-shaped, L-shaped, and circles), non-overlapping even after the
+lateral margin. 1,000 seeded queries from one hub to random free points. The peer gets exactly the
+free space groundctl plans in (RoutePlanner.free: boundary = the service area less the edge margin,
+holes = the buffered zones). Both must find paths of equal length (1e-6 relative). Prints a table and
+writes the figures to $GROUNDCTL_BENCH_OUT (default /tmp/groundctl_route_bench.json).
+
+Knobs (environment): GROUNDCTL_BENCH_CELLS (grid side, 18), GROUNDCTL_BENCH_QUERIES (1000),
+GROUNDCTL_BENCH_PEER_QUERIES (how many of the same queries the peer answers; default all),
+GROUNDCTL_BENCH_SEED (7).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+import pytest
+import shapely
+from shapely.affinity import rotate, translate
+from shapely.geometry import Point, Polygon, box, mapping
+
+from groundctl.core.airspace import parse_airspace
+from groundctl.core.geo import LocalFrame
+from groundctl.core.routing import RoutePlanner
+
+pytestmark = pytest.mark.bench
+
+LAT0, LON0 = -35.36, 149.16
+SIZE_M = 20_000.0
+LATERAL_M = 30.0
+EDGE_M = 50.0
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def generate_airspace(seed: int, cells: int = 18, size_m: float = SIZE_M) -> dict:
+    """GeoJSON for a service square with one zone per grid cell, each well inside its cell."""
+    rng = np.random.default_rng(seed)
+    frame = LocalFrame(LAT0, LON0)
+    half, cell = size_m / 2, size_m / cells
+    feats = [{"type": "Feature", "properties": {"kind": "service_area", "name": "bench"},
+              "geometry": mapping(frame.unproject(box(-half, -half, half, half)))}]
+    for i in range(cells):
+        for j in range(cells):
+            cx = -half + (i + 0.5) * cell + rng.uniform(-0.1, 0.1) * cell
+            cy = -half + (j + 0.5) * cell + rng.uniform(-0.1, 0.1) * cell
+            rmax = 0.3 * cell  # zone within 0.3 cell of its centre: >= 0.2 cell between neighbours
+            kind = rng.choice(["convex", "star", "L", "circle"], p=[0.35, 0.35, 0.2, 0.1])
+            props = {"kind": "no_fly", "name": f"z{i:02d}-{j:02d}"}
+            if kind == "circle":
+                lon, lat = frame.to_lonlat(cx, cy)
+                props["radius_m"] = float(rng.uniform(0.3, 0.9) * rmax)
+                feats.append({"type": "Feature", "properties": props,
+                              "geometry": {"type": "Point", "coordinates": [float(lon), float(lat)]}})
+                continue
+            if kind == "convex":
+                pts = rng.normal(size=(int(rng.integers(5, 12)), 2)) * rmax * 0.45 + (cx, cy)
+                g = shapely.convex_hull(shapely.multipoints(pts)).intersection(
+                    box(cx - rmax, cy - rmax, cx + rmax, cy + rmax)).intersection(Point(cx, cy).buffer(rmax))
+            elif kind == "star":
+                k = int(rng.integers(6, 14))
+                ang = np.sort(rng.uniform(0, 2 * np.pi, k))
+                r = rng.uniform(0.3, 1.0, k) * rmax
+                g = Polygon(np.column_stack([cx + r * np.cos(ang), cy + r * np.sin(ang)]))
+            else:
+                w = rng.uniform(0.5, 1.0) * rmax * 1.4
+                t = w * rng.uniform(0.25, 0.5)
+                g = Polygon([(0, 0), (w, 0), (w, t), (t, t), (t, w), (0, w)])
+                g = translate(rotate(g, rng.uniform(0, 360), origin=(w / 2, w / 2)), cx - w / 2, cy - w / 2)
+            if g.geom_type != "Polygon" or not g.is_valid or g.area < 2_000:
+                g = box(cx - rmax / 2, cy - rmax / 3, cx + rmax / 2, cy + rmax / 3)
+            feats.append({"type": "Feature", "properties": props, "geometry": mapping(frame.unproject(g))})
+    return json.loads(json.dumps({"type": "FeatureCollection", "features": feats}))
+
+
+def _free_point_near(free, x: float, y: float) -> tuple[float, float]:
+    for r in np.arange(0, 2_000, 10.0):
+        for a in np.linspace(0, 2 * np.pi, 16, endpoint=False):
+            p = (x + r * math.cos(a), y + r * math.sin(a))
+            if free.covers(Point(p)):
+                return p
+    raise AssertionError("no free point near the centre")
+
+
+def _length(pts) -> float:
+    a = np.asarray(pts, dtype=float)
+    return float(np.hypot(*np.diff(a, axis=0).T).sum())
+
+
+def _stats(times_s: list[float]) -> dict:
+    t = np.asarray(times_s) * 1e3
+    return {"median_ms": float(np.median(t)), "p99_ms": float(np.percentile(t, 99)),
+            "mean_ms": float(t.mean()), "n": int(len(t))}
+
+
+@pytest.mark.timeout(0)
+def test_route_planner_vs_extremitypathfinder():
+    from extremitypathfinder import PolygonEnvironment
+    from extremitypathfinder import utils_numba
+
+    seed = _env_int("GROUNDCTL_BENCH_SEED", 7)
+    cells = _env_int("GROUNDCTL_BENCH_CELLS", 18)
+    n_q = _env_int("GROUNDCTL_BENCH_QUERIES", 1000)
+    n_peer = min(n_q, _env_int("GROUNDCTL_BENCH_PEER_QUERIES", n_q))
+    asp = parse_airspace(generate_airspace(seed, cells, SIZE_M * cells / 18))
+
+    t0 = time.perf_counter()
+    planner = RoutePlanner(asp, lateral_margin_m=LATERAL_M, edge_margin_m=EDGE_M)
+    prep_ours = time.perf_counter() - t0
+    free = planner.free
+    assert free.geom_type == "Polygon" and len(free.interiors) == len(asp.zones), "zones must stay apart"
+    n_vertices = int(shapely.get_num_coordinates(free)) - 1 - len(free.interiors)
+
+    rng = np.random.default_rng(seed + 1)
+    hub = _free_point_near(free, 0.0, 0.0)
+    x0, y0, x1, y1 = free.bounds
+    goals: list[tuple[float, float]] = []
+    while len(goals) < n_q:
+        cand = np.column_stack([rng.uniform(x0, x1, 4 * n_q), rng.uniform(y0, y1, 4 * n_q)])
+        ok = shapely.covers(free, shapely.points(cand))
+        goals.extend(map(tuple, cand[ok][: n_q - len(goals)].tolist()))
+
+    ours_t, ours_len = [], []
+    for g in goals:
+        t0 = time.perf_counter()
+        path = planner.shortest_path_xy(hub, g)
+        ours_t.append(time.perf_counter() - t0)
+        ours_len.append(_length(path))
+
+    o = _stats(ours_t)
+    print(f"\ngroundctl: prep {prep_ours:.2f} s, median {o['median_ms']:.3f} ms, p99 {o['p99_ms']:.3f} ms "
+          f"({n_vertices} free-space vertices); now the peer ...", flush=True)
+
+    # the peer: same free space; boundary counter-clockwise, holes clockwise, no repeated first point
+    boundary = np.asarray(shapely.orient_polygons(free).exterior.coords)[:-1]
+    holes = [np.asarray(r.coords)[:-1] for r in shapely.orient_polygons(free).interiors]
+    env = PolygonEnvironment()
+    t0 = time.perf_counter()
+    env.store(boundary, holes, validate=False)
+    prep_peer = time.perf_counter() - t0
+    print(f"extremitypathfinder: prep {prep_peer:.1f} s; {n_peer} queries ...", flush=True)
+    peer_t, peer_len = [], []
+    for g in goals[:n_peer]:
+        t0 = time.perf_counter()
+        _path, d = env.find_shortest_path(hub, g)
+        peer_t.append(time.perf_counter() - t0)
+        peer_len.append(math.nan if d is None else float(d))
+
+    a, b = np.asarray(ours_len[:n_peer]), np.asarray(peer_len)
+    rel = np.abs(a - b) / np.maximum(b, 1.0)
+    agree = int(np.sum(rel <= 1e-6))
+    ours, peer = _stats(ours_t), _stats(peer_t)
+    ours_same = _stats(ours_t[:n_peer])
+    result = {
+        "map": {"zones": len(asp.zones), "free_vertices": n_vertices, "graph_nodes": len(planner.nodes),
+                "graph_edges": planner.edge_count, "size_km": SIZE_M * cells / 18 / 1000, "seed": seed,
+                "lateral_margin_m": LATERAL_M, "edge_margin_m": EDGE_M},
+        "queries": n_q, "peer_queries": n_peer,
+        "groundctl": {"prep_s": prep_ours, **ours},
+        "extremitypathfinder": {"prep_s": prep_peer, **peer, "numba": getattr(utils_numba, "using_numba", True)},
+        "ratio_peer_over_groundctl": {
+            "prep": prep_peer / prep_ours,
+            "median": peer["median_ms"] / ours_same["median_ms"],
+            "p99": peer["p99_ms"] / ours_same["p99_ms"]},
+        "path_length_agreement": {"equal_1e-6": agree, "compared": n_peer, "max_rel_diff": float(np.nanmax(rel))},
+    }
+    out = os.environ.get("GROUNDCTL_BENCH_OUT", "/tmp/groundctl_route_bench.json")
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2)
+    m = result["map"]
+    print(f"\nroute benchmark: {m['zones']} zones, {m['free_vertices']} free-space vertices, "
+          f"{m['graph_nodes']} graph nodes / {m['graph_edges']} edges, {m['size_km']:.0f} km square, "
+          f"{n_q} hub->zone queries (peer: {n_peer}; numba: {result['extremitypathfinder']['numba']})")
+    print(f"{'':22}{'prep s':>10}{'median ms':>12}{'p99 ms':>10}")
+    print(f"{'groundctl':22}{prep_ours:10.2f}{ours['median_ms']:12.3f}{ours['p99_ms']:10.3f}")
+    print(f"{'extremitypathfinder':22}{prep_peer:10.2f}{peer['median_ms']:12.3f}{peer['p99_ms']:10.3f}")
+    r = result["ratio_peer_over_groundctl"]
+    print(f"{'ratio peer/groundctl':22}{r['prep']:10.1f}{r['median']:12.1f}{r['p99']:10.1f}")
+    print(f"path lengths equal within 1e-6: {agree}/{n_peer} (max relative difference {np.nanmax(rel):.2e}); "
+          f"figures in {out}")
+    assert agree == n_peer, f"path lengths differ: {n_peer - agree} of {n_peer}"
