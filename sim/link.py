@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import selectors
 import socket
+import time
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
@@ -180,7 +181,6 @@ class TcpServer:
                 except OSError as e:  # TIME_WAIT etc.; SO_REUSEADDR normally avoids this
                     if e.errno != errno.EADDRINUSE:
                         raise
-                    import time
                     time.sleep(0.01)
 
     def close(self) -> None:

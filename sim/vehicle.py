@@ -19,7 +19,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 from . import geo
 from .mission import (ABS, CMD_NAMES, FENCE, MISSION, RALLY, REL, Item, Protocol,
                       is_nav, item_int_from_mission_item)
-from .params import Params, REBOOT_REQUIRED, default_table
+from .params import Params, default_table
 
 M = mavlink
 G = 9.80665
@@ -200,7 +200,6 @@ class Vehicle:
         self.do_all_done = False
         self.jump_counts: dict[int, int] = {}
         self.waiting_to_start = False
-        self.auto_loiter = False
         self.cond_delay_until = None
         self.disarm_timer = now
         self.breaches = 0
@@ -756,7 +755,6 @@ class Vehicle:
         self.sub = None
         self.pp = None
         self.vu_cmd = None
-        self.auto_loiter = False
         if mode == AUTO:
             self.waiting_to_start = True
             self.speed_xy = self.params["WPNAV_SPEED"] / 100.0
@@ -767,8 +765,6 @@ class Vehicle:
         elif mode == LAND:
             self.tgt = None
             self.sub = "land"
-        if self.breaches and self.params["FENCE_ACTION"] != 0:
-            pass  # manual recovery window not modelled
         self.broadcast(self.make_msg("HEARTBEAT"))
         return True
 
@@ -1095,7 +1091,6 @@ class Vehicle:
         if self.mode != AUTO:
             return
         if not self.land_complete:
-            self.auto_loiter = True
             self.sub = "loiter"
             self.tgt = (self.n, self.e, self.h)
         elif self.armed:
@@ -1665,7 +1660,9 @@ class Vehicle:
 
     def fly(self, dt: float) -> None:
         mode = self.mode
-        self.vu_cmd = self.vu_cmd if self.sub in ("land", "payload_place", "rtl") or mode in (LAND, RTL, SMART_RTL) else None
+        # an explicit climb rate only belongs to landing-like states; anything else flies to tgt
+        if not (self.sub in ("land", "payload_place", "rtl") or mode in (LAND, RTL, SMART_RTL)):
+            self.vu_cmd = None
         if mode == AUTO:
             self.auto_logic()
             if self.sub in ("land", "land_fly"):
