@@ -86,6 +86,12 @@ class MavClient:
                 return None
             self.poll()
 
+    def barrier(self) -> None:
+        """Round trip a command: everything the vehicle sent before handling our earlier
+        messages has then arrived (TCP keeps order), so what follows reflects them."""
+        assert self.command(M.MAV_CMD_REQUEST_MESSAGE, M.MAVLINK_MSG_ID_HEARTBEAT) == M.MAV_RESULT_ACCEPTED
+        self.seen.clear()
+
     def latest(self, mtype: str, timeout: float = 5.0):
         """The next message of this type to arrive from now on (older ones are dropped)."""
         self.seen = [m for m in self.seen if m.get_type() != mtype]

@@ -96,8 +96,7 @@ def test_stream_rates_are_per_link(sim):
     a, b = MavClient(sim.urls[0]), MavClient(sim.urls[0])
     assert a.recv("HEARTBEAT", timeout=5) and b.recv("HEARTBEAT", timeout=5)
     a.send(M.MAVLink_request_data_stream_message(1, 1, M.MAV_DATA_STREAM_ALL, 0, 0))
-    a.recv("HEARTBEAT", timeout=2)
-    a.seen.clear()
+    a.barrier()
     b.seen.clear()
     assert a.recv("VFR_HUD", timeout=0.5) is None
     assert b.recv("VFR_HUD", timeout=2) is not None
