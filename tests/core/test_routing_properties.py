@@ -232,3 +232,55 @@ def test_empty_airspace_routes_straight(w, fracs):
     pts = free_points(planner, fracs)
     for start, goal in zip(pts[0::2], pts[1::2]):
         assert planner.shortest_path_xy(start, goal) == [start, goal]
+
+
+@st.composite
+def dense_maps(draw):
+    """A 3 x 3 grid of star, L and convex zones packed close together: many corners hidden behind others."""
+    cell = 400.0
+    shapes = []
+    for i in range(3):
+        for j in range(3):
+            cx, cy = (i - 1) * cell + draw(st.floats(-30, 30)), (j - 1) * cell + draw(st.floats(-30, 30))
+            k = draw(st.integers(5, 10))
+            rs = draw(st.lists(st.floats(0.35, 1.0), min_size=k, max_size=k))
+            angs = np.linspace(0, 2 * math.pi, k, endpoint=False) + draw(st.floats(0, 1))
+            shapes.append(("poly", Polygon([(cx + 150 * r * math.cos(a), cy + 150 * r * math.sin(a))
+                                            for r, a in zip(rs, angs)])))
+    return shapes
+
+
+@settings(SETTINGS, max_examples=25)
+@given(dense_maps())
+def test_visibility_graph_is_every_visible_bitangent_pair(shapes):
+    """The planner's graph holds exactly the corner pairs that see each other along a bitangent line.
+
+    Reference: reflex corners of the free region and their boundary neighbours, every pair tested with
+    GEOS's covered_by against the whole free polygon -- no shadow filter, no index.
+    """
+    asp = make_airspace(1400.0, 1400.0, shapes)
+    planner = RoutePlanner(asp, lateral_margin_m=15.0)
+    free = shapely.orient_polygons(planner.free)
+    corners, prevs, nexts = [], [], []
+    for poly in getattr(free, "geoms", [free]):
+        for ring in [poly.exterior, *poly.interiors]:
+            c = np.asarray(ring.coords)[:-1]
+            p, n = np.roll(c, 1, axis=0), np.roll(c, -1, axis=0)
+            turn = np.cross(c - p, n - c)
+            corners.append(c[turn < -1e-9]); prevs.append(p[turn < -1e-9]); nexts.append(n[turn < -1e-9])
+    c, p, n = np.concatenate(corners), np.concatenate(prevs), np.concatenate(nexts)
+    assert {tuple(x) for x in c.tolist()} == {tuple(x) for x in planner.nodes.tolist()}
+    ii, jj = np.triu_indices(len(c), k=1)
+    d = c[jj] - c[ii]
+
+    def same_side(k, d):
+        return np.cross(d, p[k] - c[k]) * np.cross(d, n[k] - c[k]) >= -1e-9
+
+    bitangent = same_side(ii, d) & same_side(jj, -d)
+    ii, jj = ii[bitangent], jj[bitangent]
+    seen = shapely.covered_by(shapely.linestrings(np.stack([c[ii], c[jj]], axis=1)), free)
+    expected = {frozenset([tuple(c[a]), tuple(c[b])]) for a, b in zip(ii[seen].tolist(), jj[seen].tolist())}
+    got = {frozenset([tuple(planner.nodes[a]), tuple(planner.nodes[b])])
+           for a in range(len(planner.adj)) for b, _ in planner.adj[a]}
+    event(f"{len(expected) // 100 * 100}+ edges")
+    assert got == expected, f"missing {len(expected - got)}, extra {len(got - expected)}"
