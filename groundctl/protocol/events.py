@@ -55,7 +55,7 @@ class Progress:
 
 @dataclass
 class DeliveryReport:
-    outcome: str  # "delivered", "returned_with_parcel", "aborted", "failed"
+    outcome: str  # "delivered", "returned_with_parcel", "misdelivered" (released off target), "aborted", "failed"
     drop_lat: float | None = None
     drop_lon: float | None = None
     drop_distance_m: float | None = None  # from the zone centre

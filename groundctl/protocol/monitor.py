@@ -38,6 +38,7 @@ _PP_FAIL = ("PayloadPlace: Reached maximum descent", "PayloadPlace: Abort",
             "PayloadPlace: PLDP_RNG_MAX set and rangefinder not enabled")
 _RELEASE_TEXTS = ("PayloadPlace: Releasing the gripper", "PayloadPlace: Manual release",
                   "Gripper load releasing", "Gripper load released")
+_BATT_FAILSAFE = re.compile(r"Battery \d+ is (low|critical)")
 _ONE_SHOT = set(PHASES) | {"armed", "drop_failed", "low_battery", "aborted", "rtl"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # messages that can move the phase; ATTITUDE, VFR_HUD and the like cannot, and they are most of the traffic
@@ -77,12 +78,21 @@ class FlightSpec:
     jam_min_drop: float = 0.04  # fraction of level-flight throttle a release must take off
     jam_settle_s: float = 3.0  # ignore throttle this long after the release (servo travel, climb-out)
     link_timeout_s: float = 3.0
+    # The gripper's servo output, streamed in SERVO_OUTPUT_RAW, shows the release was commanded even
+    # when the one-shot STATUSTEXTs are lost on a bad link (AP_Gripper defaults: grab 1900, release 1100)
+    gripper_servo: int | None = None
+    zone_ground_rel_m: float = 0.0  # zone ground minus home elevation (the rel_home frame)
+    place_tolerance_m: float = 2.0  # a payload-place release higher than this above the ground is not on it
+    gripper_grab_pwm: float = 1900.0
+    gripper_release_pwm: float = 1100.0
 
     @classmethod
     def from_plan(cls, plan: Any, **kw: Any) -> "FlightSpec":
         """From a core.plan.FlightPlan; usable battery = battery_wh x battery_usable_fraction."""
         a = plan.airframe
         kw.setdefault("battery_wh", a.battery_wh * a.battery_usable_fraction)
+        kw.setdefault("gripper_servo", getattr(a, "gripper_servo", None))
+        kw.setdefault("zone_ground_rel_m", getattr(plan, "zone_ground_rel_home_m", 0.0))
         return cls(mission=list(plan.mission), drop_seq=plan.drop_seq, method=plan.method,
                    zone_lat=plan.zone.lat, zone_lon=plan.zone.lon, hub_lat=plan.hub.lat, hub_lon=plan.hub.lon, **kw)
 
@@ -280,6 +290,8 @@ class FlightMonitor:
             self._sample(now)
         elif t in ("SYS_STATUS", "BATTERY_STATUS"):
             self._battery(now)
+        elif t == "SERVO_OUTPUT_RAW" and self.spec.gripper_servo:
+            self._gripper_output(msg, now)
         if text is not None:
             self._text(text.text, now)
         if t in _PHASE_INPUTS:
@@ -311,6 +323,10 @@ class FlightMonitor:
             self._emit("fence_breach", now, text)
         elif text == "Fence breach cleared":
             self._breached = False
+        elif _BATT_FAILSAFE.match(text) and "low_battery" not in self._once and self.airborne:
+            # the autopilot's own battery failsafe (AP_BattMonitor::check_failsafes) acted first; it
+            # carries out BATT_FS_LOW_ACT itself, so there is nothing for the runtime to add
+            self._emit("low_battery", now, f"autopilot battery failsafe: {text}")
 
     def _fence_status(self, m: Any, now: float) -> None:
         if self._sync_breach:
@@ -323,6 +339,17 @@ class FlightMonitor:
                        breach_count=m.breach_count)
         self._breached = bool(m.breach_status)
         self._breach_count = max(self._breach_count, m.breach_count)
+
+    def _gripper_output(self, msg: Any, now: float) -> None:
+        sp = self.spec
+        pwm = getattr(msg, f"servo{sp.gripper_servo}_raw", 0) or 0
+        if not pwm or self.released or self.drop_failed or not self.airborne:
+            return
+        if self._idx(self.phase) < self._idx("at_zone"):
+            return
+        mid = (sp.gripper_grab_pwm + sp.gripper_release_pwm) / 2
+        if (pwm < mid) == (sp.gripper_release_pwm < mid):
+            self._release(now, f"gripper output SERVO{sp.gripper_servo} at release ({pwm} us)")
 
     def _release(self, now: float, text: str) -> None:
         if self.released or self.drop_failed:
@@ -338,7 +365,16 @@ class FlightMonitor:
             self.phase = "released"
         self._emit("released", now, text, drop_distance_m=dist)
         if dist is not None and dist > 2 * self.spec.zone_radius_m:
-            self._fail_drop(now, f"released {dist:.0f} m from the zone centre")
+            self._fail_drop(now, f"released {dist:.0f} m from the zone centre", parcel="left")
+        sp = self.spec
+        if sp.method == "payload_place" and s.alt_rel_m is not None:
+            # PayloadPlace releases wherever it senses touchdown: on a car roof or a tree as readily as on
+            # the ground. Only a release at the zone's ground level is a delivery.
+            height = s.alt_rel_m - sp.zone_ground_rel_m
+            if height > sp.place_tolerance_m:
+                self._fail_drop(now, f"released {height:.1f} m above the zone's ground: touchdown was sensed on "
+                                     "something standing in the zone, not the ground", parcel="left",
+                                height_m=round(height, 1))
 
     def _fail_drop(self, now: float, reason: str, **data: Any) -> None:
         if self.drop_failed:

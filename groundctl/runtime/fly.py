@@ -148,6 +148,7 @@ class DeliveryFlight:
         await v.request_streams()
         self._stage("waiting for the EKF position")
         await v.wait_ready(self.ready_timeout_s)
+        self._check_battery(v)
         await self._apply_params(v, {k: float(val) for k, val in plan.params.items()} | _sitl_extras(plan))
         for mtype, items, name in ((C.MISSION_TYPE_FENCE, plan.fence, "fence"),
                                    (C.MISSION_TYPE_RALLY, plan.rally, "rally"),
@@ -178,6 +179,18 @@ class DeliveryFlight:
         self._stage("starting the mission")
         # MISSION_START from GUIDED-armed starts AUTO without needing AUTO_OPTIONS for ground starts
         await v.command(commands.mission_start())
+
+    def _check_battery(self, v: Vehicle) -> None:
+        """Refuse to start a flight the battery on board cannot finish with its reserve."""
+        mon, s = self.monitor, v.state
+        have = mon.remaining_wh()
+        if have is None:
+            return  # no battery telemetry: the preflight energy check stands alone
+        need = mon.needed_wh() + mon.spec.reserve_wh
+        if have < need:
+            raise GroundctlError(
+                f"battery holds {have:.0f} Wh usable ({s.battery_pct:.0f} %), the flight needs {need:.0f} Wh "
+                f"including the reserve: charge or swap the battery", field="battery")
 
     async def _arm(self, v: Vehicle) -> None:
         loop = asyncio.get_running_loop()
@@ -257,6 +270,9 @@ class DeliveryFlight:
             return self._report("aborted")
         if "released" in kinds and "drop_failed" not in kinds:
             return self._report("delivered")
+        failed = next((e for e in self.events if e.kind == "drop_failed"), None)
+        if failed is not None and failed.data.get("parcel") == "left":
+            return self._report("misdelivered")  # the parcel is out of the drone but not where it belongs
         return self._report("returned_with_parcel")
 
     async def _react(self, v: Vehicle, action: str, reason: str) -> None:
