@@ -220,9 +220,10 @@ def fly(
                                   "--wind-dir-deg", str(w.wind_at(10).dir_deg or 0)] if w else []), *shlex.split(sim_args)])
             url = launched.urls[0]
         elif sitl:
-            from groundctl.runtime.sitl import start_sitl
+            from groundctl.runtime.sitl import delivery_params, start_sitl
 
-            launched = start_sitl(p.hub.lat, p.hub.lon, p.hub.elevation_m, p.hub.heading_deg, speedup=speedup)
+            launched = start_sitl(p.hub.lat, p.hub.lon, p.hub.elevation_m, p.hub.heading_deg, speedup=speedup,
+                                  params=delivery_params(p))
             url = launched.url
         else:
             url = connect

@@ -104,9 +104,22 @@ def free_instance(start: int = 0) -> int:
     raise SitlUnavailable("no free SITL instance ports")
 
 
+SITL_PACK_V = 12.6  # SIM_BATT_VOLTAGE default: SITL's simulated pack
+
+
+def delivery_params(plan) -> dict[str, float]:
+    """SITL parameters so the simulated vehicle matches the airframe the plan was checked for.
+
+    ArduPilot's battery monitor reports consumed mAh against BATT_CAPACITY (default 3300 mAh): left
+    alone, the simulated pack is a fraction of the airframe's and the flight meets a low-battery
+    return it was never planned for. Size it to the airframe's energy at SITL's pack voltage.
+    """
+    return {"BATT_CAPACITY": round(plan.airframe.battery_wh / SITL_PACK_V * 1000)}
+
+
 def start_sitl(lat: float, lon: float, alt_amsl_m: float, heading_deg: float = 0.0, *, speedup: float = 1.0,
                instance: int | None = None, workdir: str | Path | None = None, wipe: bool = True,
-               extra_args: list[str] | None = None) -> SitlProcess:
+               extra_args: list[str] | None = None, params: dict[str, float] | None = None) -> SitlProcess:
     """Start arducopter; returns once it listens. Connect to `.url` (the first port holds the boot
     until a client connects, and serves one client)."""
     binary = sitl_binary()
@@ -115,9 +128,13 @@ def start_sitl(lat: float, lon: float, alt_amsl_m: float, heading_deg: float = 0
     wd.mkdir(parents=True, exist_ok=True)
     args = [str(binary), "--model", "+", "--speedup", str(speedup), "-I", str(inst),
             "--home", f"{lat},{lon},{alt_amsl_m},{heading_deg}"]
-    d = defaults_file(binary)
-    if d is not None:
-        args += ["--defaults", str(d)]
+    defaults = [str(d)] if (d := defaults_file(binary)) is not None else []
+    if params:
+        extra = wd / "groundctl.parm"
+        extra.write_text("".join(f"{k} {v:g}\n" for k, v in params.items()))
+        defaults.append(str(extra))  # later files override earlier ones
+    if defaults:
+        args += ["--defaults", ",".join(defaults)]
     if wipe:
         args.append("-w")
     args += extra_args or []

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from groundctl.runtime.fly import DeliveryFlight
-from groundctl.runtime.sitl import start_sitl
+from groundctl.runtime.sitl import delivery_params, start_sitl
 from tests.e2e.conftest import run
 
 pytestmark = [
@@ -25,7 +25,7 @@ SPEEDUP = float(os.environ.get("GROUNDCTL_SITL_SPEEDUP", "5"))
 
 def fly_sitl(plan, **kw):
     h = plan.hub
-    sitl = start_sitl(h.lat, h.lon, h.elevation_m, h.heading_deg, speedup=SPEEDUP)
+    sitl = start_sitl(h.lat, h.lon, h.elevation_m, h.heading_deg, speedup=SPEEDUP, params=delivery_params(plan))
     try:
         return run(DeliveryFlight(plan, sitl.url, ready_timeout_s=180, **kw).run(), timeout=850)
     finally:
@@ -71,7 +71,7 @@ def test_sitl_operator_abort_returns_with_parcel(make_plan):
         return await task
 
     h = plan.hub
-    sitl = start_sitl(h.lat, h.lon, h.elevation_m, h.heading_deg, speedup=SPEEDUP)
+    sitl = start_sitl(h.lat, h.lon, h.elevation_m, h.heading_deg, speedup=SPEEDUP, params=delivery_params(plan))
     url = sitl.url
     try:
         r = run(main(), timeout=850)
