@@ -51,11 +51,20 @@ class LocalFrame:
     def project(self, geom: BaseGeometry) -> BaseGeometry:
         """WGS84 lon/lat geometry -> local metric geometry (vectorised over all coordinates)."""
         fwd, _ = _transformers(self.lat0, self.lon0)
-        return shapely.transform(geom, lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
+        return shapely.transform(geom, lambda c: _apply(fwd, c))
 
     def unproject(self, geom: BaseGeometry) -> BaseGeometry:
         _, inv = _transformers(self.lat0, self.lon0)
-        return shapely.transform(geom, lambda c: np.column_stack(inv.transform(c[:, 0], c[:, 1])))
+        return shapely.transform(geom, lambda c: _apply(inv, c))
+
+
+def _apply(tr: Transformer, c: np.ndarray) -> np.ndarray:
+    # pyproj takes a one-element array for a scalar and converts it with float(array), which NumPy
+    # deprecates; a single point goes through as plain floats
+    if len(c) == 1:
+        x, y = tr.transform(float(c[0, 0]), float(c[0, 1]))
+        return np.array([[x, y]])
+    return np.column_stack(tr.transform(c[:, 0], c[:, 1]))
 
 
 def geodesic_length_m(lonlats: list[tuple[float, float]] | np.ndarray) -> float:

@@ -88,19 +88,21 @@ class FlightPlan:
                 return i
         raise AssertionError("plan has no drop item")
 
+    def leg_time_s(self, leg: Leg) -> float:
+        """One leg's duration in still air at the airframe's speeds."""
+        a = self.airframe
+        t = leg.hover_s
+        if leg.kind == "cruise":
+            t += leg.distance_m / a.cruise_speed_mps
+        elif leg.kind == "climb":
+            t += leg.dz_m / a.climb_speed_mps
+        elif leg.kind == "descent":
+            t += -leg.dz_m / a.descent_speed_mps
+        return t
+
     def nominal_time_s(self) -> float:
         """Flight time in still air from the legs (the energy model refines it with wind)."""
-        a = self.airframe
-        t = 0.0
-        for leg in self.legs:
-            if leg.kind == "cruise":
-                t += leg.distance_m / a.cruise_speed_mps
-            elif leg.kind == "climb":
-                t += leg.dz_m / a.climb_speed_mps
-            elif leg.kind == "descent":
-                t += -leg.dz_m / a.descent_speed_mps
-            t += leg.hover_s
-        return t
+        return sum(self.leg_time_s(leg) for leg in self.legs)
 
     def summary(self) -> dict:
         return {

@@ -45,6 +45,20 @@ def canonical_fence(items: list[MissionItem]) -> list[MissionItem]:
     return [it for k in (5001, 5002, 5003, 5004, 5000) for grp in groups[k] for it in grp]
 
 
+def fence_groups(items: list[MissionItem]) -> list[list[MissionItem]]:
+    """Fence items grouped into shapes, in canonical order: each polygon's vertices together, then
+    each circle and the return point alone."""
+    items = canonical_fence(items)
+    groups, i = [], 0
+    while i < len(items):
+        it = items[i]
+        n = int(it.param1) if it.command in (C.NAV_FENCE_POLYGON_VERTEX_INCLUSION,
+                                             C.NAV_FENCE_POLYGON_VERTEX_EXCLUSION) else 1
+        groups.append(items[i:i + n])
+        i += n
+    return groups
+
+
 def to_qgc_plan(mission: list[MissionItem], fence: list[MissionItem], rally: list[MissionItem], *,
                 cruise_speed_mps: float = 12.0, hover_speed_mps: float = 5.0) -> dict[str, Any]:
     home = mission[0]
@@ -58,22 +72,16 @@ def to_qgc_plan(mission: list[MissionItem], fence: list[MissionItem], rally: lis
             "AltitudeMode": 1 if C.FRAME_MEANING.get(it.frame) == C.FRAME_GLOBAL_RELATIVE_ALT else 2,
         })
     polygons, circles, breach = [], [], None
-    fence = canonical_fence(fence)
-    i = 0
-    while i < len(fence):
-        it = fence[i]
+    for group in fence_groups(fence):
+        it = group[0]
         if it.command in (C.NAV_FENCE_POLYGON_VERTEX_INCLUSION, C.NAV_FENCE_POLYGON_VERTEX_EXCLUSION):
-            n = int(it.param1)
             polygons.append({"inclusion": it.command == C.NAV_FENCE_POLYGON_VERTEX_INCLUSION, "version": 1,
-                             "polygon": [[v.lat, v.lon] for v in fence[i:i + n]]})
-            i += n
-            continue
-        if it.command in (C.NAV_FENCE_CIRCLE_INCLUSION, C.NAV_FENCE_CIRCLE_EXCLUSION):
+                             "polygon": [[v.lat, v.lon] for v in group]})
+        elif it.command in (C.NAV_FENCE_CIRCLE_INCLUSION, C.NAV_FENCE_CIRCLE_EXCLUSION):
             circles.append({"inclusion": it.command == C.NAV_FENCE_CIRCLE_INCLUSION, "version": 1,
                             "circle": {"center": [it.lat, it.lon], "radius": it.param1}})
         elif it.command == C.NAV_FENCE_RETURN_POINT:
             breach = [it.lat, it.lon, it.alt]
-        i += 1
     geofence: dict[str, Any] = {"version": 2, "polygons": polygons, "circles": circles}
     if breach is not None:
         geofence["breachReturn"] = breach
@@ -195,22 +203,16 @@ def plan_geojson(plan, airspace) -> dict:
     feats.append({"type": "Feature", "properties": {"layer": "landing_zone", "name": plan.zone.name,
                                                     "clear_radius_m": plan.zone.clear_radius_m},
                   "geometry": mapping(Point(plan.zone.lon, plan.zone.lat))})
-    fence = canonical_fence(plan.fence)
-    i = 0
-    while i < len(fence):
-        it = fence[i]
+    for group in fence_groups(plan.fence):
+        it = group[0]
         if it.command in (C.NAV_FENCE_POLYGON_VERTEX_INCLUSION, C.NAV_FENCE_POLYGON_VERTEX_EXCLUSION):
-            n = int(it.param1)
-            ring = [[v.lon, v.lat] for v in fence[i:i + n]]
+            ring = [[v.lon, v.lat] for v in group]
             feats.append({"type": "Feature", "properties": {"layer": "fence", "inclusion": it.command == 5001},
                           "geometry": {"type": "Polygon", "coordinates": [ring + [ring[0]]]}})
-            i += n
-            continue
-        if it.command in (C.NAV_FENCE_CIRCLE_INCLUSION, C.NAV_FENCE_CIRCLE_EXCLUSION):
+        elif it.command in (C.NAV_FENCE_CIRCLE_INCLUSION, C.NAV_FENCE_CIRCLE_EXCLUSION):
             feats.append({"type": "Feature", "properties": {"layer": "fence", "inclusion": it.command == 5003,
                                                             "radius_m": it.param1},
                           "geometry": mapping(Point(it.lon, it.lat))})
-        i += 1
     for r in plan.rally:
         feats.append({"type": "Feature", "properties": {"layer": "rally", "alt_rel_m": r.alt},
                       "geometry": mapping(Point(r.lon, r.lat))})

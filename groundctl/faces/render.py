@@ -12,7 +12,7 @@ from matplotlib.patches import Circle, Polygon as MplPolygon
 from shapely.geometry import Polygon
 
 from groundctl.core import mavcmd as C
-from groundctl.core.planfiles import canonical_fence
+from groundctl.core.planfiles import fence_groups
 
 
 def _polys(geom):
@@ -40,21 +40,15 @@ def render_plan_png(plan, airspace, planner, path: str | Path, *, title: str | N
     for obs in planner.obstacles:
         for poly in _polys(obs):
             ax.plot(*poly.exterior.xy, color="#a12622", lw=0.6, ls="--")
-    fence = canonical_fence(plan.fence)
-    i = 0
-    while i < len(fence):
-        it = fence[i]
+    for group in fence_groups(plan.fence):
+        it = group[0]
         if it.command in (C.NAV_FENCE_POLYGON_VERTEX_INCLUSION, C.NAV_FENCE_POLYGON_VERTEX_EXCLUSION):
-            n = int(it.param1)
-            xs, ys = frame.to_xy([v.lon for v in fence[i:i + n]], [v.lat for v in fence[i:i + n]])
+            xs, ys = frame.to_xy([v.lon for v in group], [v.lat for v in group])
             xs, ys = list(xs) + [xs[0]], list(ys) + [ys[0]]
             ax.plot(xs, ys, color="#7b3fb5", lw=1.0, ls=":" if it.command == 5002 else "-.")
-            i += n
-            continue
-        if it.command == C.NAV_FENCE_CIRCLE_EXCLUSION:
+        elif it.command == C.NAV_FENCE_CIRCLE_EXCLUSION:
             x, y = frame.to_xy(it.lon, it.lat)
             ax.add_patch(Circle((x, y), it.param1, fill=False, ec="#7b3fb5", ls=":"))
-        i += 1
     xs, ys = zip(*plan.route_out.points_xy)
     ax.plot(xs, ys, color="#1f5fbf", lw=2.5, marker="o", ms=4, label=f"route {plan.route_out.length_m / 1000:.2f} km each way")
     hx, hy = frame.to_xy(plan.hub.lon, plan.hub.lat)

@@ -99,18 +99,11 @@ def verdict_for(plan: FlightPlan, weather: Weather | None, now: datetime, airspa
 
 def time_to_drop_s(plan: FlightPlan) -> float:
     """Planned seconds from take-off to the parcel leaving the aircraft (first leg without payload)."""
-    a = plan.airframe
     t = 0.0
     for leg in plan.legs:
         if leg.payload_kg == 0 and plan.parcel.mass_kg > 0:
             break
-        if leg.kind == "cruise":
-            t += leg.distance_m / a.cruise_speed_mps
-        elif leg.kind == "climb":
-            t += leg.dz_m / a.climb_speed_mps
-        elif leg.kind == "descent":
-            t += -leg.dz_m / a.descent_speed_mps
-        t += leg.hover_s
+        t += plan.leg_time_s(leg)
     return t
 
 
