@@ -259,6 +259,10 @@ async def _upload_runs(gc_url: str, peer_url: str) -> dict:
     """Interleaved: each repeat does groundctl upload, peer upload, groundctl verified, peer verified.
     The peer blocks the event loop while it runs, so groundctl is idle then (its link only buffers)."""
     link, v = await _groundctl_link(gc_url)
+    # ArduPilot answers MISSION_COUNT with NO_SPACE until AP_Mission has initialised during boot:
+    # wait for the vehicle to be ready, as a delivery does, before timing anything
+    await v.request_streams()
+    await v.wait_ready(120)
     peer = PeerMissionLink(peer_url)
     out: dict = {}
     try:
