@@ -89,7 +89,8 @@ FIGURE_OF_MERIT = 0.7
 ELEC_EFF = 0.85
 AVIONICS_W = 6.0
 CELLS = 4
-R_PACK = 0.048            # ohm
+R_PACK = 0.048            # ohm, for a REF_PACK_MAH pack; parallel cells divide it, so it scales as 1/capacity
+REF_PACK_MAH = 5000.0
 SOC_CURVE = [(0.0, 3.30), (0.05, 3.55), (0.10, 3.62), (0.20, 3.68), (0.50, 3.80),
              (0.80, 3.98), (1.0, 4.18)]
 REBOOT_S = 2.5
@@ -1852,7 +1853,7 @@ class Vehicle:
         soc = max(0.0, 1.0 - self.consumed_mah / cap)
         ocv = CELLS * ocv_cell(soc)
         cur = self.power_w / max(ocv, 1.0)
-        self.voltage = max(0.0, ocv - cur * R_PACK)
+        self.voltage = max(0.0, ocv - cur * R_PACK * REF_PACK_MAH / cap)
         self.current_a = cur
         self.consumed_mah += cur * dt / 3.6
         self.consumed_wh += self.voltage * cur * dt / 3600.0
