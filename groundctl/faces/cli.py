@@ -114,7 +114,7 @@ def plan(
             from groundctl.faces.render import render_plan_png
 
             paths["png"] = render_plan_png(p, sc.airspace, planner, out / f"{stem}.png")
-        verdict = _verdict_for(p, wind, wind_dir, gust, metar) if weather else None
+        verdict = _verdict_for(p, sc.airspace, wind, wind_dir, gust, metar) if weather else None
     except GroundctlError as e:
         if as_json:
             print(json.dumps({"error": str(e), "kind": type(e).__name__, **e.to_dict()}))
@@ -137,7 +137,7 @@ def plan(
         render_verdict(verdict, console)
 
 
-def _verdict_for(p, wind, wind_dir, gust, metar):
+def _verdict_for(p, airspace, wind, wind_dir, gust, metar):
     """Go/no-go for a plan from command-line weather; None if the preflight module is absent."""
     try:
         from groundctl.core.preflight import preflight
@@ -149,7 +149,7 @@ def _verdict_for(p, wind, wind_dir, gust, metar):
     now = utcnow()
     w = weather_from_options(now=now, lat=p.hub.lat, lon=p.hub.lon, metar=metar, wind=wind,
                              wind_dir=wind_dir if wind is not None else None, gust=gust)
-    return preflight(p, w, now=now)
+    return preflight(p, w, now=now, airspace=airspace)
 
 
 try:  # the go/no-go command lives with the preflight code
@@ -198,7 +198,7 @@ def fly(
         now = utcnow()
         w = weather_from_options(now=now, lat=p.hub.lat, lon=p.hub.lon, metar=metar, weather_file=weather_file,
                                  wind=wind, wind_dir=wind_dir, gust=gust)
-        verdict = preflight(p, w, now=now)
+        verdict = preflight(p, w, now=now, airspace=sc.airspace)
     except GroundctlError as e:
         fail(e)
         return
