@@ -134,7 +134,7 @@ class DeliveryFlight:
         try:
             from groundctl.core.energy import plan_energy
 
-            e = plan_energy(self.plan, None)
+            e = plan_energy(self.plan, None, limits=False)  # only the per-metre figure and reserve
             if math.isfinite(e.needed_wh) and self.plan.distance_m > 0:
                 wh_per_m = e.needed_wh / self.plan.distance_m
             reserve = e.reserve_wh
