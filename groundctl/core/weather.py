@@ -7,7 +7,6 @@ Times are timezone-aware UTC. Core has no clock: every parser that needs "now" t
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import warnings
@@ -16,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from groundctl.core.airspace import load_json
 from groundctl.errors import InputError
 
 # Neutral-stability power law for wind over open terrain: V(h) = V(h_ref) * (h / h_ref) ** ALPHA.
@@ -236,12 +236,7 @@ def load_weather_file(path: str | Path, *, now: datetime | None = None) -> Weath
     """A JSON file holding a Weather.to_dict() object, or a saved Open-Meteo forecast response (which
     needs `now` to pick the hour)."""
     p = Path(path)
-    try:
-        obj = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError("file not found", field=str(p)) from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", field=str(p)) from None
+    obj = load_json(p)
     if isinstance(obj, dict) and "hourly" in obj:
         if now is None:
             raise InputError("a saved forecast needs the current time to pick its hour", field=str(p))
