@@ -21,6 +21,11 @@ Model (all powers electrical, W):
   the cross wind and makes good whatever ground speed is left. A leg where that is under
   MIN_GROUND_SPEED_MPS is impossible.
 - Air density from the hub elevation (ISA pressure) and the reported temperature (ISA if unknown).
+- FM above is the airframe's whole-chain hover efficiency (Airframe.efficiency: an expert's figure of
+  merit, else fitted to the spec sheet's hover endurance, else a low default; see core/rotor.py).
+- The battery holds less in the cold (core/rotor.py COLD_DERATING, at the reported temperature).
+- Calibration (core/calibration.py): the model's total is multiplied by the factor flown flights
+  measured, and a margin for the model's observed scatter is held back on top of the reserve.
 
 Variable wind (METAR VRB) counts as a headwind on every leg; a direction range (dddVddd) takes, per
 leg, the direction inside the range that blows most against it.
@@ -31,21 +36,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from groundctl.core.calibration import Calibration, uncalibrated
 from groundctl.core.fleet import Airframe, Operations
 from groundctl.core.plan import FlightPlan, Leg
+from groundctl.core.rotor import air_density, battery_temperature_factor
 from groundctl.core.weather import Weather, WindAt
 
 G = 9.80665
-R_AIR = 287.05  # J/(kg K), dry air
 MIN_GROUND_SPEED_MPS = 1.0  # below this a leg "cannot make good" its track
 DESCENT_FLOOR = 0.85
-
-
-def air_density(elevation_m: float, temp_c: float | None = None) -> float:
-    """Density (kg/m^3) at an elevation AMSL: ISA pressure, actual temperature when known."""
-    p = 101325.0 * (1.0 - 2.25577e-5 * elevation_m) ** 5.25588
-    t_c = temp_c if temp_c is not None else 15.0 - 0.0065 * elevation_m
-    return p / (R_AIR * (t_c + 273.15))
 
 
 def induced_velocity(thrust_n: float, rho: float, disk_m2: float, airspeed_mps: float, tilt_rad: float) -> float:
@@ -71,11 +70,11 @@ def level_power_w(a: Airframe, mass_kg: float, airspeed_mps: float, rho: float) 
     thrust = math.hypot(w, drag)
     tilt = math.atan2(drag, w)
     vi = induced_velocity(thrust, rho, a.disk_area_m2, airspeed_mps, tilt)
-    return thrust * (vi + airspeed_mps * math.sin(tilt)) / a.figure_of_merit + a.avionics_power_w
+    return thrust * (vi + airspeed_mps * math.sin(tilt)) / a.efficiency + a.avionics_power_w
 
 
 def hover_power_w(a: Airframe, mass_kg: float, rho: float) -> float:
-    return (mass_kg * G) ** 1.5 / (math.sqrt(2.0 * rho * a.disk_area_m2) * a.figure_of_merit) + a.avionics_power_w
+    return (mass_kg * G) ** 1.5 / (math.sqrt(2.0 * rho * a.disk_area_m2) * a.efficiency) + a.avionics_power_w
 
 
 @dataclass(frozen=True)
@@ -104,11 +103,11 @@ class LegEnergy:
 
 @dataclass(frozen=True)
 class EnergyReport:
-    needed_wh: float
-    usable_wh: float  # battery_wh * usable_fraction
+    needed_wh: float  # the model's total times the calibration factor
+    usable_wh: float  # battery_wh * usable_fraction * cold derating
     reserve_wh: float
     reserve_basis: str
-    margin_wh: float  # usable - reserve - needed
+    margin_wh: float  # usable - reserve - needed - uncertainty
     flight_time_s: float
     legs: tuple[LegEnergy, ...]
     rho: float
@@ -120,6 +119,12 @@ class EnergyReport:
     max_radius_m: float  # straight out-and-back, worst heading, at this wind, for this parcel
     max_radius_heading_deg: float | None
     infeasible_legs: tuple[LegEnergy, ...] = field(default=())
+    model_wh: float = math.nan  # the physics model's total, before calibration
+    uncertainty_wh: float = 0.0  # held back for the model's scatter (calibration margin)
+    calibration: Calibration | None = None
+    battery_temp_factor: float = 1.0
+    efficiency: float = math.nan
+    efficiency_source: str = ""
 
     @property
     def ok(self) -> bool:
@@ -136,6 +141,11 @@ class EnergyReport:
                 "wind_mps": round(self.wind_mps, 2), "wind_dir_deg": self.wind_dir_deg, "wind_how": self.wind_how,
                 "max_payload_kg": r(self.max_payload_kg, 3), "max_radius_m": r(self.max_radius_m, 1),
                 "max_radius_heading_deg": self.max_radius_heading_deg,
+                "model_wh": r(self.model_wh, 2), "uncertainty_wh": r(self.uncertainty_wh, 2),
+                "battery_temp_factor": round(self.battery_temp_factor, 3),
+                "efficiency": r(self.efficiency, 4), "efficiency_source": self.efficiency_source,
+                "calibration": self.calibration.to_dict() if self.calibration else None,
+                "phases": {k: r(v, 2) for k, v in phase_energy(self).items()},
                 "legs": [le.to_dict() for le in self.legs]}
 
 
@@ -187,6 +197,12 @@ class _Ctx:
     rho: float
     cruise_wind: WindAt | None
     low_wind: WindAt | None  # for climbs, descents and hovers
+    usable_wh: float = math.nan
+    cal: Calibration | None = None
+
+    def spend(self, model_wh: float) -> float:
+        """What a model figure really costs: calibrated, plus the margin for the model's scatter."""
+        return model_wh * self.cal.factor * (1.0 + self.cal.margin)
 
 
 def _leg_energy(ctx: _Ctx, leg: Leg) -> LegEnergy:
@@ -208,7 +224,7 @@ def _leg_energy(ctx: _Ctx, leg: Leg) -> LegEnergy:
     p_hold = max(p_hover, level_power_w(a, mass, va, rho))
     if leg.kind == "climb":
         t = abs(leg.dz_m) / a.climb_speed_mps
-        p = p_hold + mass * G * a.climb_speed_mps / a.figure_of_merit
+        p = p_hold + mass * G * a.climb_speed_mps / a.efficiency
     elif leg.kind == "descent":
         t = abs(leg.dz_m) / a.descent_speed_mps
         vh = math.sqrt(mass * G / (2.0 * rho * a.disk_area_m2))
@@ -221,22 +237,25 @@ def _leg_energy(ctx: _Ctx, leg: Leg) -> LegEnergy:
     return LegEnergy(leg, va, 0.0, 0.0, 0.0, p, t, p * t / 3600.0, True)
 
 
-def _reserve(a: Airframe, ops: Operations, mass_kg: float, rho: float) -> tuple[float, str]:
-    usable = a.battery_wh * a.battery_usable_fraction
-    frac = ops.reserve_fraction * usable
+def _reserve(ctx: _Ctx, ops: Operations, mass_kg: float) -> tuple[float, str]:
+    a = ctx.a
+    frac = ops.reserve_fraction * ctx.usable_wh
     # the reserve is hover with the parcel still on board: an aborted drop comes home loaded
-    hover = hover_power_w(a, mass_kg, rho) * ops.reserve_min_s / 3600.0
+    hover = hover_power_w(a, mass_kg, ctx.rho) * ctx.cal.factor * ops.reserve_min_s / 3600.0
     if hover > frac:
         return hover, f"{ops.reserve_min_s:g} s of hover"
     return frac, f"{ops.reserve_fraction:.0%} of usable energy"
 
 
-def _ctx(a: Airframe, weather: Weather | None, elevation_m: float, cruise_alt_m: float) -> _Ctx:
+def _ctx(a: Airframe, weather: Weather | None, elevation_m: float, cruise_alt_m: float,
+         cal: Calibration | None) -> _Ctx:
     temp = weather.temp_c if weather is not None else None
     rho = air_density(elevation_m, temp)
+    usable = a.battery_wh * a.battery_usable_fraction * battery_temperature_factor(temp)
+    cal = cal if cal is not None else uncalibrated(a.name)
     if weather is None:
-        return _Ctx(a, rho, None, None)
-    return _Ctx(a, rho, weather.wind_at(cruise_alt_m), weather.wind_at(max(cruise_alt_m / 2.0, 10.0)))
+        return _Ctx(a, rho, None, None, usable, cal)
+    return _Ctx(a, rho, weather.wind_at(cruise_alt_m), weather.wind_at(max(cruise_alt_m / 2.0, 10.0)), usable, cal)
 
 
 def _legs_with_payload(legs: list[Leg] | tuple[Leg, ...], payload_kg: float) -> list[Leg]:
@@ -250,21 +269,24 @@ def _total(ctx: _Ctx, legs) -> tuple[float, list[LegEnergy]]:
 
 def flight_energy(a: Airframe, ops: Operations, legs: list[Leg], weather: Weather | None, *,
                   elevation_m: float, cruise_alt_m: float, payload_kg: float | None = None,
-                  limits: bool = True) -> EnergyReport:
+                  limits: bool = True, calibration: Calibration | None = None) -> EnergyReport:
     """Energy for a list of legs (a plan's, or any other) in the given weather.
 
     limits=False skips the searches for the maximum payload and radius (NaN in the report): a range
     check that only needs the margin spends most of its time there otherwise.
     """
-    ctx = _ctx(a, weather, elevation_m, cruise_alt_m)
+    ctx = _ctx(a, weather, elevation_m, cruise_alt_m, calibration)
     if payload_kg is None:
         payload_kg = max((leg.payload_kg for leg in legs), default=0.0)
-    needed, les = _total(ctx, legs)
-    usable = a.battery_wh * a.battery_usable_fraction
-    reserve, basis = _reserve(a, ops, a.empty_mass_kg + payload_kg, ctx.rho)
+    model, les = _total(ctx, legs)
+    usable = ctx.usable_wh
+    reserve, basis = _reserve(ctx, ops, a.empty_mass_kg + payload_kg)
     bad = tuple(le for le in les if not le.feasible)
-    finite_needed = sum(le.energy_wh for le in les if le.feasible)
-    margin = usable - reserve - needed if not bad else -math.inf
+    if bad:
+        model = sum(le.energy_wh for le in les if le.feasible)
+    needed = model * ctx.cal.factor
+    uncertainty = needed * ctx.cal.margin
+    margin = usable - reserve - needed - uncertainty if not bad else -math.inf
     time_s = sum(le.time_s for le in les)
     w = ctx.cruise_wind
     if limits:
@@ -272,27 +294,63 @@ def flight_energy(a: Airframe, ops: Operations, legs: list[Leg], weather: Weathe
         radius, heading = _max_radius(ctx, ops, legs, payload_kg, usable, cruise_alt_m)
     else:
         max_pl, radius, heading = math.nan, math.nan, None
-    return EnergyReport(needed_wh=needed if not bad else finite_needed, usable_wh=usable, reserve_wh=reserve,
+    return EnergyReport(needed_wh=needed, usable_wh=usable, reserve_wh=reserve,
                         reserve_basis=basis, margin_wh=margin, flight_time_s=time_s, legs=tuple(les),
                         rho=ctx.rho, hover_power_w=hover_power_w(a, a.empty_mass_kg + payload_kg, ctx.rho),
                         wind_mps=w.speed_mps if w else 0.0, wind_dir_deg=w.dir_deg if w else None,
                         wind_how=w.how if w else "still air assumed: no wind reported",
                         max_payload_kg=max_pl, max_radius_m=radius, max_radius_heading_deg=heading,
-                        infeasible_legs=bad)
+                        infeasible_legs=bad, model_wh=model, uncertainty_wh=uncertainty, calibration=ctx.cal,
+                        battery_temp_factor=battery_temperature_factor(weather.temp_c if weather else None),
+                        efficiency=a.efficiency, efficiency_source=a.efficiency_source)
 
 
-def plan_energy(plan: FlightPlan, weather: Weather | None, *, limits: bool = True) -> EnergyReport:
+def plan_energy(plan: FlightPlan, weather: Weather | None, *, limits: bool = True,
+                calibration: Calibration | None = None) -> EnergyReport:
     """Energy for a plan's legs, at the hub's elevation and the plan's cruise height."""
     return flight_energy(plan.airframe, plan.ops, plan.legs, weather, elevation_m=plan.hub.elevation_m,
-                         cruise_alt_m=plan.cruise_alt_m, payload_kg=plan.parcel.mass_kg, limits=limits)
+                         cruise_alt_m=plan.cruise_alt_m, payload_kg=plan.parcel.mass_kg, limits=limits,
+                         calibration=calibration)
+
+
+def leg_phase(legs, i: int) -> str:
+    """The delivery phase a plan's leg belongs to: climb, out, drop, back or landing (the same
+    names as calibration.PHASES), from its place around the outbound and return cruise legs."""
+    kinds = [(leg.kind, leg.label) for leg in legs]
+    outs = [j for j, (k, lab) in enumerate(kinds) if k == "cruise" and lab == "out"]
+    backs = [j for j, (k, lab) in enumerate(kinds) if k == "cruise" and lab == "back"]
+    first_out = outs[0] if outs else 1
+    last_out = outs[-1] if outs else first_out
+    first_back = backs[0] if backs else len(legs) - 1
+    last_back = backs[-1] if backs else first_back
+    if i < first_out:
+        return "climb"
+    if i <= last_out:
+        return "out"
+    if i < first_back:
+        return "drop"
+    if i <= last_back:
+        return "back"
+    return "landing"
+
+
+def phase_energy(e: "EnergyReport") -> dict[str, float]:
+    """The prediction split by delivery phase, calibrated like the total (no margin)."""
+    factor = e.calibration.factor if e.calibration else 1.0
+    legs = [le.leg for le in e.legs]
+    out: dict[str, float] = {}
+    for i, le in enumerate(e.legs):
+        ph = leg_phase(legs, i)
+        out[ph] = out.get(ph, 0.0) + (le.energy_wh * factor if math.isfinite(le.energy_wh) else math.inf)
+    return out
 
 
 def _fits(ctx: _Ctx, ops: Operations, legs, payload_kg: float, usable: float) -> bool:
     needed, les = _total(ctx, _legs_with_payload(legs, payload_kg))
     if any(not le.feasible for le in les):
         return False
-    reserve, _ = _reserve(ctx.a, ops, ctx.a.empty_mass_kg + payload_kg, ctx.rho)
-    return needed + reserve <= usable
+    reserve, _ = _reserve(ctx, ops, ctx.a.empty_mass_kg + payload_kg)
+    return ctx.spend(needed) + reserve <= usable
 
 
 def _max_payload(ctx: _Ctx, ops: Operations, legs, usable: float) -> float:
@@ -321,8 +379,8 @@ def _max_radius(ctx: _Ctx, ops: Operations, legs, payload_kg: float, usable: flo
     vertical and zone legs. Energy is linear in distance per heading, so each radius is a division."""
     fixed = [leg for leg in legs if leg.kind != "cruise"]
     e_fixed, les = _total(ctx, fixed)
-    reserve, _ = _reserve(ctx.a, ops, ctx.a.empty_mass_kg + payload_kg, ctx.rho)
-    budget = usable - reserve - e_fixed
+    reserve, _ = _reserve(ctx, ops, ctx.a.empty_mass_kg + payload_kg)
+    budget = usable - reserve - ctx.spend(e_fixed)
     if budget <= 0:
         return 0.0, None
     worst, worst_h = math.inf, None
@@ -332,7 +390,7 @@ def _max_radius(ctx: _Ctx, ops: Operations, legs, payload_kg: float, usable: flo
         back = _leg_energy(ctx, Leg("cruise", distance_m=1000.0, course_deg=(h + 180.0) % 360.0, payload_kg=0.0))
         if not (out.feasible and back.feasible):
             return 0.0, h
-        r = budget / ((out.energy_wh + back.energy_wh) / 1000.0)
+        r = budget / (ctx.spend(out.energy_wh + back.energy_wh) / 1000.0)
         if r < worst:
             worst, worst_h = r, h
     return worst, worst_h

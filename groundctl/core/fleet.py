@@ -7,12 +7,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from groundctl.core import geojson as gj
 from groundctl.core.airspace import Airspace
+from groundctl.core.rotor import (DEFAULT_EFFICIENCY, DEFAULT_EFFICIENCY_SOURCE, air_density,
+                                  density_limited_takeoff_mass_kg, fit_hover_efficiency)
 from groundctl.errors import InputError, ValidationErrors
 
 DropMethod = Literal["payload_place", "gripper", "winch"]
@@ -31,8 +33,30 @@ class Hub(_Model):
     heading_deg: float = Field(default=0.0, ge=0, lt=360)
 
 
+class HoverEndurance(_Model):
+    """One line of a spec sheet: hover time from a full battery to an empty one at a take-off mass."""
+
+    takeoff_mass_kg: float = Field(gt=0, le=250)
+    minutes: float = Field(gt=0, le=600)
+    battery_wh: float | None = Field(default=None, gt=0, le=20_000, description="the airframe's battery_wh if not given")
+    elevation_m: float = Field(default=0.0, ge=-500, le=9000, description="where it was measured (sea level)")
+    temp_c: float = Field(default=15.0, ge=-60, le=60)
+
+
+class TakeoffMassLimit(_Model):
+    """The manufacturer's own maximum take-off mass at an altitude (and temperature)."""
+
+    elevation_m: float = Field(ge=-500, le=9000)
+    temp_c: float | None = Field(default=None, ge=-60, le=60, description="ISA for the elevation if not given")
+    max_takeoff_mass_kg: float = Field(gt=0, le=250)
+
+
 class Airframe(_Model):
-    """A multirotor type. Limits live here, not in code."""
+    """A multirotor type. Limits live here, not in code.
+
+    Efficiency, in order of trust: `figure_of_merit` (an expert's whole-chain hover efficiency),
+    else fitted to `hover_endurance` (the spec sheet), else a deliberately low default.
+    """
 
     name: str = Field(min_length=1, max_length=100)
     empty_mass_kg: float = Field(gt=0, le=150, description="airframe + battery, no parcel")
@@ -42,7 +66,12 @@ class Airframe(_Model):
     battery_usable_fraction: float = Field(default=0.85, gt=0, le=1)
     rotor_count: int = Field(default=4, ge=3, le=16)
     rotor_diameter_m: float = Field(default=0.45, gt=0, le=5)
-    figure_of_merit: float = Field(default=0.6, gt=0, le=1, description="hover efficiency, induced/total")
+    figure_of_merit: float | None = Field(default=None, gt=0, le=1,
+                                          description="expert override: whole-chain hover efficiency, ideal/electrical")
+    hover_endurance: tuple[HoverEndurance, ...] = Field(default=(), max_length=20,
+                                                        description="spec-sheet hover times at take-off masses")
+    takeoff_mass_limits: tuple[TakeoffMassLimit, ...] = Field(
+        default=(), max_length=20, description="the maker's MTOM by altitude; else max_takeoff_mass_kg scales with air density")
     drag_area_m2: float = Field(default=0.06, gt=0, le=10, description="Cd*A of the body, forward flight")
     avionics_power_w: float = Field(default=20.0, ge=0, le=5000)
     cruise_speed_mps: float = Field(default=12.0, gt=0, le=60)
@@ -55,6 +84,13 @@ class Airframe(_Model):
     min_visibility_m: float = Field(default=1500.0, ge=0)
     min_temp_c: float = Field(default=-10.0, ge=-80, le=60)
     max_temp_c: float = Field(default=45.0, ge=-80, le=80)
+    # cloud and icing (weather preflight): the lowest broken/overcast layer or vertical visibility must
+    # be this far above cruise height, so a climb in turbulence or a baro error never enters cloud
+    cloud_clearance_m: float = Field(default=30.0, ge=0, le=1000, description="below a ceiling, metres")
+    # visible moisture (rain, drizzle, fog, mist, cloud, snow) at or below this temperature ices
+    # propellers; +3 °C leaves room for the colder air at height and evaporative cooling on the blades
+    icing_temp_c: float = Field(default=3.0, ge=-30, le=15, description="icing below this, °C")
+    allow_icing: bool = Field(default=False, description="ice-protected airframe: icing warns, not fails")
     min_clear_radius_m: float = Field(default=3.0, gt=0, le=1000)
     cargo_box_m: tuple[float, float, float] = Field(default=(0.35, 0.25, 0.2), description="inner L x W x H")
     drop_methods: tuple[DropMethod, ...] = ("payload_place", "gripper", "winch")
@@ -62,10 +98,25 @@ class Airframe(_Model):
     winch_rate_mps: float = Field(default=0.5, gt=0, le=10)
     gripper_servo: int = Field(default=9, ge=1, le=16)
 
+    _efficiency: float = PrivateAttr(default=DEFAULT_EFFICIENCY)
+    _efficiency_source: str = PrivateAttr(default=DEFAULT_EFFICIENCY_SOURCE)
+
     @model_validator(mode="after")
     def _masses(self) -> "Airframe":
         if self.empty_mass_kg >= self.max_takeoff_mass_kg:
             raise ValueError("max_takeoff_mass_kg must exceed empty_mass_kg")
+        if self.figure_of_merit is not None:
+            self._efficiency = self.figure_of_merit
+            self._efficiency_source = f"figure_of_merit {self.figure_of_merit:g} set in the fleet file"
+        elif self.hover_endurance:
+            pts = [(h.takeoff_mass_kg, h.minutes, h.battery_wh or self.battery_wh, air_density(h.elevation_m, h.temp_c))
+                   for h in self.hover_endurance]
+            try:
+                fit = fit_hover_efficiency(pts, self.disk_area_m2, self.avionics_power_w)
+            except ValueError as e:
+                raise ValueError(f"hover_endurance: {e}") from None
+            self._efficiency = fit.efficiency
+            self._efficiency_source = f"{fit.efficiency:.3f} {fit.describe()}"
         if self.cruise_speed_mps > self.max_speed_mps:
             raise ValueError("cruise_speed_mps must not exceed max_speed_mps")
         if self.min_temp_c >= self.max_temp_c:
@@ -82,6 +133,31 @@ class Airframe(_Model):
     @property
     def disk_area_m2(self) -> float:
         return self.rotor_count * math.pi * (self.rotor_diameter_m / 2) ** 2
+
+    @property
+    def efficiency(self) -> float:
+        """Whole-chain hover efficiency: ideal induced power / electrical power, avionics apart."""
+        return self._efficiency
+
+    @property
+    def efficiency_source(self) -> str:
+        return self._efficiency_source
+
+    def max_takeoff_mass_at(self, rho: float) -> float:
+        """Maximum take-off mass in air of this density: the maker's own limits when stated
+        (interpolated in density, scaled with it beyond them), else the sea-level figure scaled."""
+        if not self.takeoff_mass_limits:
+            return density_limited_takeoff_mass_kg(self.max_takeoff_mass_kg, rho)
+        pts = sorted((air_density(t.elevation_m, t.temp_c), t.max_takeoff_mass_kg) for t in self.takeoff_mass_limits)
+        if all(r < 1.2 for r, _ in pts):
+            # the stated limits are all for thin air: max_takeoff_mass_kg anchors sea level
+            pts.append((air_density(0.0, 15.0), self.max_takeoff_mass_kg))
+        if rho <= pts[0][0]:
+            return pts[0][1] * rho / pts[0][0]
+        for (r0, m0), (r1, m1) in zip(pts, pts[1:]):
+            if rho <= r1:
+                return m0 + (m1 - m0) * (rho - r0) / (r1 - r0)
+        return min(self.max_takeoff_mass_kg, pts[-1][1])
 
 
 class Vehicle(_Model):

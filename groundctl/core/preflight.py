@@ -13,9 +13,10 @@ from typing import Literal
 from shapely.geometry import LineString
 
 from groundctl.core.airspace import Airspace
+from groundctl.core.calibration import Calibration
 from groundctl.core.energy import EnergyReport, plan_energy
 from groundctl.core.plan import UNATTENDED_FORBIDDEN, FlightPlan
-from groundctl.core.weather import Weather
+from groundctl.core.weather import Weather, wx_group
 from groundctl.errors import CheckFailure, InputError, PlanRefused
 
 Status = Literal["pass", "warn", "fail"]
@@ -171,14 +172,138 @@ def _weather_checks(plan: FlightPlan, w: Weather | None, now: datetime) -> list[
         checks.append(Check("significant_weather", "fail",
                             f"{', '.join(SEVERE_WEATHER[p] for p in severe)} reported at the station: do not fly "
                             f"until it has passed", ", ".join(severe)))
+    elif w.unknown_weather:
+        # an automatic station's '//' or a code nobody knows is a gap in the report, not fair weather
+        checks.append(Check("significant_weather", "warn",
+                            f"present weather {' '.join(w.unknown_weather)} could not be read: unknown, not none"
+                            f"{'; also ' + ', '.join(near) if near else ''}; look at the sky before launch",
+                            "unknown: " + " ".join(w.unknown_weather)))
     elif near:
         checks.append(Check("significant_weather", "warn",
                             f"{', '.join(near)}: expect sudden gusts and showers; watch the sky before launch",
                             ", ".join(near)))
+    elif w.present_weather is None and not w.phenomena:
+        checks.append(Check("significant_weather", "warn",
+                            "present weather not reported: unknown; look for thunderstorms, hail and freezing "
+                            "precipitation before launch", "unknown"))
     else:
         checks.append(Check("significant_weather", "pass",
-                            "no thunderstorm, hail, squall, freezing precipitation or dust reported", "none"))
+                            "no thunderstorm, hail, squall, freezing precipitation or dust reported",
+                            " ".join(w.present_weather or ()) or "none"))
+    checks.append(_cloud_check(plan, w))
+    checks.append(_icing_check(plan, w))
     return checks
+
+
+_WX_WORDS = {"-": "light ", "+": "heavy ", "VC": "nearby ",
+             "MI": "shallow ", "PR": "partial ", "BC": "patches of ", "DR": "drifting ", "BL": "blowing ",
+             "SH": "showers of ", "TS": "thunderstorm with ", "FZ": "freezing ",
+             "DZ": "drizzle", "RA": "rain", "SN": "snow", "SG": "snow grains", "IC": "ice crystals",
+             "PL": "ice pellets", "GR": "hail", "GS": "small hail", "UP": "precipitation of unknown type",
+             "BR": "mist", "FG": "fog", "FU": "smoke", "VA": "volcanic ash", "DU": "dust", "SA": "sand",
+             "HZ": "haze", "PY": "spray", "PO": "dust whirls", "SQ": "squalls", "FC": "funnel cloud",
+             "SS": "sandstorm", "DS": "duststorm"}
+_FROZEN = ("SN", "SG", "IC", "PL")  # falls frozen: accretes on a cold airframe, wet snow worst near 0 °C
+_WET = ("DZ", "RA", "UP")  # liquid (or unknown) precipitation: supercooled at or below the icing line
+_WET_OBSC = ("FG", "BR")  # fog and mist are cloud at the ground
+
+
+def _wx_words(code: str) -> str:
+    g = wx_group(code)
+    if g is None:
+        return code
+    prec = g["prec"]
+    kinds = " and ".join(_WX_WORDS[prec[i:i + 2]] for i in range(0, len(prec), 2))
+    parts = [g["int"], g["desc"]]
+    text = "".join(_WX_WORDS.get(p, "") for p in parts if p) + kinds
+    for k in (g["obsc"], g["other"]):
+        if k:
+            text += (" and " if kinds else "") + _WX_WORDS[k]
+    return f"{text.strip()} ({code})"
+
+
+def _cloud_check(plan: FlightPlan, w: Weather) -> Check:
+    """Cloud base against cruise height: the lowest broken/overcast layer or vertical visibility must be
+    the airframe's clearance above the top of the flight. Few/scattered cloud leaves gaps to see through."""
+    a, h = plan.airframe, plan.cruise_alt_m
+    need = h + a.cloud_clearance_m
+    what = f"cruise {h:g} m + {a.cloud_clearance_m:g} m clearance = {need:g} m"
+    if w.clouds is None:
+        return Check("cloud_base", "warn", f"cloud not reported: unknown; make sure no broken or overcast cloud "
+                                           f"is below {need:g} m ({what}) before launch", None, need, "m")
+    if not w.clouds:
+        return Check("cloud_base", "pass", f"no cloud reported that matters (above {what})", "none", need, "m")
+    ceiling = w.ceiling
+    unmeasured = [c for c in w.clouds if c.base_m is None and c.cover in ("BKN", "OVC", "VV", "///")]
+    if ceiling is not None and ceiling.base_m < need:
+        fix = ("wait for the fog to lift" if ceiling.cover == "VV" else
+               "wait for the cloud to lift, or lower cruise_alt_m if the airspace allows")
+        return Check("cloud_base", "fail", f"{ceiling.describe()} is below {what}: the drone would fly into "
+                                           f"cloud; {fix}", ceiling.base_m, need, "m")
+    if unmeasured and (ceiling is None or ceiling.base_m >= need):
+        return Check("cloud_base", "warn", f"{unmeasured[0].describe()}: unknown whether it is above {what}; "
+                                           f"look before launch", None, need, "m")
+    if ceiling is not None and need > plan.ops.wind_warn_fraction * ceiling.base_m:
+        return Check("cloud_base", "warn", f"{ceiling.describe()} is close above {what}: a climb or a lower "
+                                           f"patch puts the drone in cloud", ceiling.base_m, need, "m")
+    low = [c for c in w.clouds if c.base_m is not None and c.base_m < need]
+    gaps = f"; {low[0].describe()} below it leaves gaps, keep clear of it" if low else ""
+    if ceiling is None:
+        return Check("cloud_base", "pass", f"no broken or overcast cloud (lowest: {w.clouds[0].describe()}); "
+                                           f"clear of {what}{gaps}", "no ceiling", need, "m")
+    return Check("cloud_base", "pass", f"{ceiling.describe()} is above {what}{gaps}", ceiling.base_m, need, "m")
+
+
+def _icing_check(plan: FlightPlan, w: Weather) -> Check:
+    """Visible moisture at or below the airframe's icing temperature: freezing rain or drizzle, freezing
+    fog and snow whatever the thermometer says; rain, drizzle, fog, mist and cloud in the flight band
+    at or below icing_temp_c. Unreadable or unreported weather near the icing line is unknown."""
+    a, h = plan.airframe, plan.cruise_alt_m
+    t, ti = w.temp_c, a.icing_temp_c
+    band = h + a.cloud_clearance_m
+    icing: list[str] = []  # ices whatever the temperature
+    wet: list[str] = []  # ices at or below icing_temp_c
+    for code in w.present_weather or ():
+        g = wx_group(code)
+        if g is None or g["int"] == "VC":
+            continue
+        kinds = [g["prec"][i:i + 2] for i in range(0, len(g["prec"]), 2)]
+        if g["desc"] == "FZ" or any(k in _FROZEN for k in kinds):
+            icing.append(_wx_words(code))
+        elif any(k in _WET for k in kinds) or g["obsc"] in _WET_OBSC:
+            wet.append(_wx_words(code))
+    for c in w.clouds or ():
+        if c.base_m is not None and c.base_m <= band and c.cover != "///":
+            wet.append(f"{c.describe()} in the flight band (up to {band:g} m)")
+    t_txt = "temperature unknown" if t is None else f"{t:.1f} °C"
+    if t is not None and t <= ti and wet:
+        icing += wet
+        wet = []
+    fail_status = "warn" if a.allow_icing else "fail"
+    if icing:
+        fix = ("the airframe is marked allow_icing: watch for power rising" if a.allow_icing else
+               "propellers ice up and lose thrust; wait for it to pass or clear")
+        return Check("icing", fail_status, f"icing: {'; '.join(icing)} at {t_txt} (icing at or below {ti:+g} °C "
+                                           f"with visible moisture): {fix}", t, ti, "°C")
+    margin = 2.0  # degrees above the icing line still worth a warning: the air aloft is colder
+    if wet and (t is None or t <= ti + margin):
+        why = "temperature not reported" if t is None else f"{t:.1f} °C is within {margin:g} °C of {ti:+g} °C"
+        return Check("icing", "warn", f"{'; '.join(wet)} and {why}: icing possible; check the temperature "
+                                      f"and the airframe before launch", t, ti, "°C")
+    if t is not None and t > ti + margin:
+        return Check("icing", "pass", f"{t:.1f} °C, above the {ti:+g} °C icing line", t, ti, "°C")
+    unknown = list(w.unknown_weather)
+    if w.present_weather is None:
+        unknown.append("present weather not reported")
+    if w.clouds is None:
+        unknown.append("cloud not reported")
+    if t is None:
+        unknown.append("temperature not reported")
+    if unknown:
+        return Check("icing", "warn", f"icing unknown near {ti:+g} °C ({t_txt}): {'; '.join(unknown)}; "
+                                      f"look for rain, drizzle, fog, snow or low cloud before launch", t, ti, "°C")
+    return Check("icing", "pass", f"{t_txt}, near the {ti:+g} °C icing line but no visible moisture reported",
+                 t, ti, "°C")
 
 
 # -- energy -------------------------------------------------------------------------------------------
@@ -187,6 +312,10 @@ def _energy_checks(plan: FlightPlan, e: EnergyReport, weather_known: bool) -> li
     a, ops = plan.airframe, plan.ops
     checks: list[Check] = []
     air = "" if weather_known else " in still air (no wind known)"
+    if e.uncertainty_wh > 0:
+        air += f" plus {e.uncertainty_wh:.0f} Wh for model error"
+    cold = (f"; the cold leaves {e.battery_temp_factor:.0%} of the battery" if e.battery_temp_factor < 0.999 else "")
+    air += cold
     budget = e.usable_wh - e.reserve_wh
     # the largest parcel the operator could send now: energy, then the airframe's structural limits
     max_parcel = max(0.0, min(e.max_payload_kg, a.max_payload_kg, a.max_takeoff_mass_kg - a.empty_mass_kg))
@@ -206,7 +335,7 @@ def _energy_checks(plan: FlightPlan, e: EnergyReport, weather_known: bool) -> li
                             f"{e.reserve_wh:.0f} Wh reserve ({e.reserve_basis}): {-e.margin_wh:.0f} Wh short; lighten "
                             f"the parcel, choose a closer hub or a larger airframe{tail}",
                             e.needed_wh, budget, "Wh"))
-    elif e.needed_wh > ops.wind_warn_fraction * budget:
+    elif e.needed_wh + e.uncertainty_wh > ops.wind_warn_fraction * budget:
         checks.append(Check("energy", "warn",
                             f"the flight needs {e.needed_wh:.0f} Wh{air} of the {budget:.0f} Wh usable after the "
                             f"{e.reserve_wh:.0f} Wh reserve: only {e.margin_wh:.0f} Wh to spare{tail}",
@@ -243,17 +372,34 @@ def _energy_checks(plan: FlightPlan, e: EnergyReport, weather_known: bool) -> li
     return checks
 
 
+def _calibration_check(plan: FlightPlan, e: EnergyReport) -> Check:
+    """Says how far the energy figure can be trusted; an airframe never flown is flagged."""
+    cal = e.calibration
+    src = f"efficiency {e.efficiency:.2f} ({e.efficiency_source})"
+    if cal is None or not cal.calibrated:
+        return Check("calibration", "warn",
+                     f"airframe {plan.airframe.name!r} is uncalibrated: no flown flights yet, so "
+                     f"{e.uncertainty_wh:.0f} Wh ({cal.margin if cal else 0:.0%}) is held back for model error; {src}",
+                     0, None, "flights")
+    return Check("calibration", "pass", f"{cal.describe()}; {e.uncertainty_wh:.0f} Wh held back; {src}",
+                 cal.flights, None, "flights")
+
+
 # -- payload ---------------------------------------------------------------------------------------
 
-def _payload_checks(plan: FlightPlan) -> list[Check]:
+def _payload_checks(plan: FlightPlan, rho: float) -> list[Check]:
     a, ops, p = plan.airframe, plan.ops, plan.parcel
     frac = ops.wind_warn_fraction
+    mtom = a.max_takeoff_mass_at(rho)
+    thin = mtom < a.max_takeoff_mass_kg - 1e-6
+    where = (f" in this air ({rho:.3f} kg/m3: {mtom:.2f} kg of the {a.max_takeoff_mass_kg:g} kg sea-level rating"
+             f"{'' if a.takeoff_mass_limits else ', scaled with air density'})") if thin else ""
     checks = [
         _upper("payload_mass", p.mass_kg, a.max_payload_kg, frac, "kg", f"the parcel's mass",
                f"airframe {a.name!r} cannot lift it; split the parcel or choose a heavier-lift airframe"),
-        _upper("takeoff_mass", a.empty_mass_kg + p.mass_kg, a.max_takeoff_mass_kg, frac, "kg",
-               f"the take-off mass ({a.empty_mass_kg:g} kg airframe + {p.mass_kg:g} kg parcel)",
-               "lighten the parcel or choose a heavier-lift airframe"),
+        _upper("takeoff_mass", a.empty_mass_kg + p.mass_kg, round(mtom, 3), frac, "kg",
+               f"the take-off mass ({a.empty_mass_kg:g} kg airframe + {p.mass_kg:g} kg parcel){where}",
+               "lighten the parcel or choose a heavier-lift airframe" + (" or wait for cooler air" if thin else "")),
     ]
     dims = sorted((p.length_m, p.width_m, p.height_m), reverse=True)
     box = sorted(a.cargo_box_m, reverse=True)
@@ -332,14 +478,16 @@ def _airspace_checks(plan: FlightPlan, airspace: Airspace | None) -> list[Check]
 
 
 def preflight(plan: FlightPlan, weather: Weather | None, *, now: datetime,
-              airspace: Airspace | None = None) -> Verdict:
+              airspace: Airspace | None = None, calibration: Calibration | None = None) -> Verdict:
     """Every check, never stopping at the first failure. `now` must be timezone-aware; the airspace,
-    when given, re-checks the route geometry against it."""
+    when given, re-checks the route geometry against it; the calibration is what flown flights of
+    this airframe taught the energy model (none: uncalibrated, and the verdict says so)."""
     if now.tzinfo is None:
         raise InputError("must be timezone-aware (UTC)", field="now")
     checks = _weather_checks(plan, weather, now)
-    energy = plan_energy(plan, weather)
+    energy = plan_energy(plan, weather, calibration=calibration)
     checks += _energy_checks(plan, energy, weather is not None and weather.wind_at(plan.cruise_alt_m) is not None)
-    checks += _payload_checks(plan)
+    checks.append(_calibration_check(plan, energy))
+    checks += _payload_checks(plan, energy.rho)
     checks += _airspace_checks(plan, airspace)
     return Verdict(checks=checks, checked_at=now, energy=energy, weather=weather, summary=plan.summary())

@@ -146,7 +146,8 @@ def test_plan_energy_still_air(make_plan):
     e = plan_energy(plan, None)
     assert e.usable_wh == pytest.approx(222 * 0.85)
     assert e.reserve_wh == pytest.approx(0.2 * 222 * 0.85)
-    assert e.margin_wh == pytest.approx(e.usable_wh - e.reserve_wh - e.needed_wh)
+    assert e.margin_wh == pytest.approx(e.usable_wh - e.reserve_wh - e.needed_wh - e.uncertainty_wh)
+    assert e.uncertainty_wh == pytest.approx(0.15 * e.needed_wh)  # uncalibrated margin
     assert e.flight_time_s == pytest.approx(plan.nominal_time_s(), rel=1e-6)
     assert 30 < e.needed_wh < 100  # ~6 km and 11 min for a 4.6 kg quad
     assert e.max_payload_kg > plan.parcel.mass_kg
