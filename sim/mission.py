@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol as TypingProtocol
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from .geo import check_lat, check_lng, f32
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .vehicle import Vehicle
 
 M = mavlink
 MISSION, FENCE, RALLY = (M.MAV_MISSION_TYPE_MISSION, M.MAV_MISSION_TYPE_FENCE,
@@ -356,10 +353,30 @@ UPLOAD_TIMEOUT_S = 8.0
 RESEND_S = 1.0
 
 
+class Store(TypingProtocol):
+    """What the item protocol needs from the vehicle that owns the storage (the
+    vehicle implements it; this module never imports the vehicle)."""
+
+    now: float
+    store: dict
+    mission_total: int
+    params: object
+
+    def send_to(self, link, msg) -> None: ...
+    def text(self, severity: int, s: str, link=None) -> None: ...
+    def home_item(self) -> "Item": ...
+    def truncate_mission(self, count: int) -> None: ...
+    def write_mission_item(self, seq: int, it: "Item") -> int: ...
+    def clear_mission(self) -> bool: ...
+    def mission_changed(self) -> None: ...
+    def fence_changed(self) -> None: ...
+    def current_nav_index(self) -> int: ...
+
+
 class Protocol:
     """One MissionItemProtocol instance (ArduPilot keeps one per mission type)."""
 
-    def __init__(self, vehicle: "Vehicle", mtype: int):
+    def __init__(self, vehicle: Store, mtype: int):
         self.v = vehicle
         self.mtype = mtype
         self.receiving = False

@@ -5,9 +5,10 @@ import math
 from pymavlink.dialects.v20 import ardupilotmega as M
 
 from sim import geo
+from sim.battery import ocv_cell
 from sim.cli import _glue_negative_values
+from sim.failsafes import fence_names
 from sim.mission import convert_fence_item, convert_mission_item, convert_rally_item, validate_fence
-from sim.vehicle import fence_names, ocv_cell
 
 
 def d(cmd, frame=6, p=(0, 0, 0, 0), x=-353632610, y=1491652300, z=10.0):
