@@ -292,7 +292,7 @@ def _icing_check(plan: FlightPlan, w: Weather) -> Check:
                                       f"and the airframe before launch", t, ti, "°C")
     if t is not None and t > ti + margin:
         return Check("icing", "pass", f"{t:.1f} °C, above the {ti:+g} °C icing line", t, ti, "°C")
-    unknown = list(w.unknown_weather)
+    unknown = [f"present weather {' '.join(w.unknown_weather)} could not be read"] if w.unknown_weather else []
     if w.present_weather is None:
         unknown.append("present weather not reported")
     if w.clouds is None:

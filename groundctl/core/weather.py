@@ -48,6 +48,41 @@ class WindAt:
 
 
 @dataclass(frozen=True)
+class CloudLayer:
+    """One cloud layer. `cover` is the METAR amount (FEW 1-2 oktas, SCT 3-4, BKN 5-7, OVC 8) or VV (sky
+    obscured: `base_m` is then the vertical visibility). `base_m` is AGL at the reporting point; None when
+    the station could not measure it (`///`) or a forecast gives the amount but no height."""
+
+    cover: str
+    base_m: float | None
+    kind: str | None = None  # CB, TCU
+    note: str | None = None  # how it was obtained when not plainly observed (a forecast estimate)
+
+    @property
+    def is_ceiling(self) -> bool:
+        # ICAO: the ceiling is the lowest broken or overcast layer (or vertical visibility)
+        return self.cover in CEILING_COVERS
+
+    def describe(self) -> str:
+        if self.note:
+            code = ""
+        else:  # the METAR group as the operator would read it: hundreds of feet
+            code = f" ({self.cover}{'///' if self.base_m is None else f'{round(self.base_m / 30.48):03d}'}" \
+                   f"{self.kind or ''})"
+        if self.cover == "VV":
+            h = "not measured" if self.base_m is None else f"{self.base_m:.0f} m"
+            return f"sky obscured, vertical visibility {h}{code}"
+        h = "base not measured" if self.base_m is None else f"base {self.base_m:.0f} m"
+        return f"{COVER_WORDS.get(self.cover, self.cover)} {h}" + (f" ({self.note})" if self.note else code)
+
+
+CEILING_COVERS = ("BKN", "OVC", "VV")
+COVER_WORDS = {"FEW": "few cloud", "SCT": "scattered cloud", "BKN": "broken cloud", "OVC": "overcast",
+               "VV": "sky obscured", "///": "cloud of unknown amount"}
+COVERS = ("FEW", "SCT", "BKN", "OVC", "VV", "///")
+
+
+@dataclass(frozen=True)
 class Weather:
     wind: tuple[WindLevel, ...]  # sorted by height; empty when no wind was reported
     valid_time: datetime
@@ -59,12 +94,28 @@ class Weather:
     wind_dir_range_deg: tuple[float, float] | None = None  # METAR dddVddd: direction varies between
     phenomena: tuple[str, ...] = ()  # METAR codes worth an operator's attention: TS, FG, FZ, GR, SQ, FC ...
     notes: tuple[str, ...] = ()
+    # None = not reported (unknown); () = reported as none (METAR: no cloud group needed, CAVOK, NSC, NCD)
+    clouds: tuple[CloudLayer, ...] | None = None
+    # METAR present-weather groups as reported ("-SN", "FZFG", "BR"); None = not reported, () = none
+    present_weather: tuple[str, ...] | None = None
+    # groups that were reported but cannot be read ("//" from an automatic station, an unknown code):
+    # the weather is then unknown, never "none"
+    unknown_weather: tuple[str, ...] = ()
+    dewpoint_c: float | None = None
 
     def __post_init__(self) -> None:
         if self.valid_time.tzinfo is None:
             raise InputError("must be timezone-aware (UTC)", field="weather.valid_time")
         object.__setattr__(self, "valid_time", self.valid_time.astimezone(timezone.utc))
         object.__setattr__(self, "wind", tuple(sorted(self.wind, key=lambda w: w.height_m)))
+        if self.clouds is not None:
+            object.__setattr__(self, "clouds", tuple(sorted(
+                self.clouds, key=lambda c: (math.inf if c.base_m is None else c.base_m, c.cover))))
+
+    @property
+    def ceiling(self) -> CloudLayer | None:
+        """The lowest broken/overcast layer or vertical visibility with a measured base."""
+        return next((c for c in self.clouds or () if c.is_ceiling and c.base_m is not None), None)
 
     def age_s(self, now: datetime) -> float:
         """How far the observation/forecast hour is from `now`, either way (a forecast for tomorrow is as
@@ -124,6 +175,11 @@ class Weather:
             "temp_c": self.temp_c,
             "phenomena": list(self.phenomena),
             "notes": list(self.notes),
+            "clouds": None if self.clouds is None else [
+                {"cover": c.cover, "base_m": c.base_m, "kind": c.kind, "note": c.note} for c in self.clouds],
+            "present_weather": None if self.present_weather is None else list(self.present_weather),
+            "unknown_weather": list(self.unknown_weather),
+            "dewpoint_c": self.dewpoint_c,
         }
 
 
@@ -155,9 +211,11 @@ def _dir(value: Any, field: str) -> float | None:
 def weather_from_values(*, now: datetime, wind_mps: float | None = None, wind_dir_deg: float | None = None,
                         gust_mps: float | None = None, precip_mmph: float | None = None,
                         visibility_m: float | None = None, temp_c: float | None = None,
+                        clouds: str | None = None, present_weather: str | list[str] | None = None,
                         height_m: float = SURFACE_WIND_HEIGHT_M, source: str = "command line") -> Weather:
     """Weather an operator typed in, valid at `now`. A wind speed without a direction is variable
-    (the energy model then assumes a headwind on every leg)."""
+    (the energy model then assumes a headwind on every leg). `clouds` are METAR sky groups ("OVC004",
+    "NSC"), `present_weather` METAR groups ("-SN BR", "none"); either left out is unknown, not none."""
     if now.tzinfo is None:
         raise InputError("must be timezone-aware (UTC)", field="now")
     speed = _num(wind_mps, "wind", lo=0, hi=100)
@@ -168,10 +226,13 @@ def weather_from_values(*, now: datetime, wind_mps: float | None = None, wind_di
     if gust is not None and speed is not None and gust < speed:
         raise InputError(f"gust {gust:g} m/s is below the mean wind {speed:g} m/s", field="gust")
     wind = (WindLevel(_num(height_m, "wind_height_m", lo=0.5, hi=1000), speed, d),) if speed is not None else ()
+    sky = None if clouds is None else parse_sky(clouds, "clouds")
+    wx = _present_weather(present_weather, "wx")
     return Weather(wind=wind, valid_time=now, source=source, gust_mps=gust,
                    precip_mmph=_num(precip_mmph, "precip", lo=0, hi=500),
                    visibility_m=_num(visibility_m, "visibility", lo=0, hi=1_000_000),
-                   temp_c=_num(temp_c, "temp", lo=-90, hi=70))
+                   temp_c=_num(temp_c, "temp", lo=-90, hi=70), clouds=sky, present_weather=wx,
+                   phenomena=_phenomena(wx or (), sky))
 
 
 def _parse_time(value: Any, field: str) -> datetime:
@@ -187,7 +248,55 @@ def _parse_time(value: Any, field: str) -> datetime:
 
 
 WEATHER_KEYS = {"source", "valid_time", "wind", "wind_dir_range_deg", "gust_mps", "precip_mmph",
-                "visibility_m", "temp_c", "phenomena", "notes"}
+                "visibility_m", "temp_c", "phenomena", "notes", "clouds", "present_weather", "unknown_weather",
+                "dewpoint_c"}
+
+
+def _present_weather(value: Any, field: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
+        raise InputError("must be a list of METAR present-weather groups like \"-SN\" or \"FZFG\" "
+                         "([] for none)", field=field)
+    codes = [c.strip().upper() for c in value if c.strip()]
+    if codes in (["NONE"], ["NSW"]):
+        return ()
+    for i, c in enumerate(codes):
+        if wx_group(c) is None:
+            raise InputError(f"{c!r} is not a METAR present-weather group (e.g. -RA, SN, FZFG, BR, TS); "
+                             f"put groups nobody can read in unknown_weather", field=f"{field}[{i}]")
+    return tuple(codes)
+
+
+def _clouds(value: Any, field: str) -> tuple[CloudLayer, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_sky(value, field)
+    if not isinstance(value, list):
+        raise InputError("must be a list of {cover, base_m} ([] for no cloud) or METAR sky groups",
+                         field=field)
+    out = []
+    for i, c in enumerate(value):
+        f = f"{field}[{i}]"
+        if not isinstance(c, dict):
+            raise InputError("must be an object {cover, base_m, kind}", field=f)
+        extra = set(c) - {"cover", "base_m", "kind", "note"}
+        if extra:
+            raise InputError(f"unknown keys {sorted(extra)}", field=f)
+        cover = c.get("cover")
+        if cover not in COVERS:
+            raise InputError(f"must be one of {', '.join(COVERS)}, got {cover!r}", field=f"{f}.cover")
+        kind = c.get("kind")
+        if kind not in (None, "CB", "TCU"):
+            raise InputError(f"must be CB, TCU or null, got {kind!r}", field=f"{f}.kind")
+        note = c.get("note")
+        if note is not None and not isinstance(note, str):
+            raise InputError("must be a string", field=f"{f}.note")
+        out.append(CloudLayer(cover, _num(c.get("base_m"), f"{f}.base_m", lo=0, hi=30000), kind, note))
+    return tuple(out)
 
 
 def weather_from_dict(obj: Any, field: str = "weather") -> Weather:
@@ -218,18 +327,24 @@ def weather_from_dict(obj: Any, field: str = "weather") -> Weather:
     source = obj.get("source", "file")
     if not isinstance(source, str):
         raise InputError("must be a string", field=f"{field}.source")
-    for key in ("phenomena", "notes"):
+    for key in ("phenomena", "notes", "unknown_weather"):
         v = obj.get(key) or []
         if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
             raise InputError("must be a list of strings", field=f"{field}.{key}")
+    clouds = _clouds(obj.get("clouds"), f"{field}.clouds")
+    present = _present_weather(obj.get("present_weather"), f"{field}.present_weather")
+    # the severe codes follow from the groups when those are given; an older file lists them alone
+    phen = tuple(dict.fromkeys(tuple(obj.get("phenomena") or ()) +
+                               (_phenomena(present, clouds) if present is not None else ())))
     return Weather(wind=tuple(levels), valid_time=_parse_time(obj["valid_time"], f"{field}.valid_time"),
                    source=source,
                    gust_mps=_num(obj.get("gust_mps"), f"{field}.gust_mps", lo=0, hi=150),
                    precip_mmph=_num(obj.get("precip_mmph"), f"{field}.precip_mmph", lo=0, hi=500),
                    visibility_m=_num(obj.get("visibility_m"), f"{field}.visibility_m", lo=0, hi=1_000_000),
                    temp_c=_num(obj.get("temp_c"), f"{field}.temp_c", lo=-90, hi=70),
-                   wind_dir_range_deg=rng, phenomena=tuple(obj.get("phenomena") or ()),
-                   notes=tuple(obj.get("notes") or ()))
+                   wind_dir_range_deg=rng, phenomena=phen, notes=tuple(obj.get("notes") or ()),
+                   clouds=clouds, present_weather=present, unknown_weather=tuple(obj.get("unknown_weather") or ()),
+                   dewpoint_c=_num(obj.get("dewpoint_c"), f"{field}.dewpoint_c", lo=-90, hi=70))
 
 
 def load_weather_file(path: str | Path, *, now: datetime | None = None) -> Weather:
@@ -284,9 +399,89 @@ def _metar_time(text: str, now: datetime) -> datetime:
     raise InputError(f"observation day {day} fits no recent month before {now:%Y-%m-%d}", field="metar")
 
 
+# one present-weather group (WMO FM 15 table 4678): intensity or proximity, descriptor, precipitation,
+# obscuration, other. Anything else in that place is a group nobody can read.
+_WX_GROUP = re.compile(r"^(?P<int>[-+]|VC)?(?P<desc>MI|PR|BC|DR|BL|SH|TS|FZ)?"
+                       r"(?P<prec>(?:DZ|RA|SN|SG|IC|PL|GR|GS|UP)*)(?P<obsc>BR|FG|FU|VA|DU|SA|HZ|PY)?"
+                       r"(?P<other>PO|SQ|FC|SS|DS)?$")
+# a token in the present-weather place that the METAR parser did not take: letters with an optional
+# intensity, or slashes (an automatic station whose sensor could not tell)
+_WX_LIKE = re.compile(r"^(?:[-+]|VC)?(?:[A-Z]{2,9}|/{2,})$")
+_SKY_GROUP = re.compile(r"^(FEW|SCT|BKN|OVC|VV|///)(\d{3}|///)(CB|TCU|///)?$")
+NO_CLOUD_GROUPS = ("CAVOK", "NSC", "NCD", "SKC", "CLR")
+FT_TO_M = 0.3048
+
+
+def wx_group(code: str) -> dict[str, str] | None:
+    """The parts of a present-weather group ("-FZDZ" -> int "-", desc "FZ", prec "DZ"), or None when
+    it is not one."""
+    m = _WX_GROUP.match(code or "")
+    if not m or not any(m.group(k) for k in ("desc", "prec", "obsc", "other")):
+        return None
+    return {k: v or "" for k, v in m.groupdict().items()}
+
+
+def _phenomena(codes: tuple[str, ...], clouds: tuple[CloudLayer, ...] | None) -> tuple[str, ...]:
+    out: list[str] = []
+    for code in codes:
+        g = wx_group(code)
+        if g is None:
+            continue
+        vicinity = g["int"] == "VC"
+        body = code[2:] if vicinity else code.lstrip("+-")
+        for key in _SEVERE:
+            if key in body and (f"VC{key}" if vicinity else key) not in out:
+                out.append(f"VC{key}" if vicinity else key)
+        if g["obsc"] in ("FG", "BR", "HZ", "FU") and g["obsc"] not in out:
+            out.append(g["obsc"])
+    for c in clouds or ():
+        if c.kind in ("CB", "TCU") and c.kind not in out:
+            out.append(c.kind)
+    return tuple(out)
+
+
+def _precip_from_codes(codes: tuple[str, ...]) -> float:
+    rate = 0.0
+    for code in codes:
+        g = wx_group(code)
+        if g is None or g["int"] == "VC" or not g["prec"]:
+            continue
+        kinds = [g["prec"][i:i + 2] for i in range(0, len(g["prec"]), 2)]
+        rate = max([rate] + [_PRECIP_RATE.get(k, _PRECIP_DEFAULT)[g["int"]] for k in kinds])
+    return rate
+
+
+def parse_sky(text: str, field: str = "clouds") -> tuple[CloudLayer, ...]:
+    """METAR sky groups typed by an operator: "BKN008 OVC020", "VV002", or CAVOK / NSC / NCD / SKC / CLR
+    for no cloud that matters. Heights are hundreds of feet, as in a METAR."""
+    tokens = (text or "").upper().split()
+    if not tokens:
+        raise InputError("is empty: give METAR sky groups like BKN008, or NSC", field=field)
+    if any(t in NO_CLOUD_GROUPS for t in tokens):
+        if len(tokens) > 1:
+            raise InputError(f"{text!r}: a no-cloud group stands alone", field=field)
+        return ()
+    layers = []
+    for t in tokens:
+        m = _SKY_GROUP.match(t)
+        if not m:
+            raise InputError(f"{t!r} is not a sky group (FEW/SCT/BKN/OVC/VV + 3 digits, hundreds of feet, "
+                             f"e.g. OVC004), nor CAVOK/NSC/NCD/SKC/CLR", field=field)
+        cover, h, kind = m.groups()
+        layers.append(CloudLayer(cover, None if h == "///" else int(h) * 100 * FT_TO_M,
+                                 None if kind in (None, "///") else kind))
+    return tuple(layers)
+
+
 def parse_metar(text: str, *, now: datetime) -> Weather:
     """A METAR (or SPECI) report. Wind is at 10 m; precipitation rate is estimated from the reported
-    intensity (METAR carries none, except a US `Pxxxx` hourly remark, used when present)."""
+    intensity (METAR carries none, except a US `Pxxxx` hourly remark, used when present).
+
+    A present-weather group the parser cannot read (`//` from an automatic station, an unknown code)
+    makes the present weather unknown; it is never read as "nothing to report". In a METAR the absence
+    of a present-weather group does mean none observed (WMO FM 15), and the absence of a cloud group
+    without CAVOK/NSC/NCD/SKC/CLR means the cloud is unknown.
+    """
     from metar import Metar
 
     if now.tzinfo is None:
@@ -295,17 +490,30 @@ def parse_metar(text: str, *, now: datetime) -> Weather:
         raise InputError("is empty", field="metar")
     text = " ".join(text.split())
     t = _metar_time(text, now)
+    unreadable: list[str] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             m = Metar.Metar(text, month=t.month, year=t.year, strict=True)
     except Metar.ParserError as e:
         first = str(e).splitlines()[0].strip()
-        raise InputError(f"not a METAR the parser understands: {first}", field="metar") from None
+        # a report whose only trouble is a group in the present-weather place is still a report: keep
+        # it and say the weather is unknown. Anything else (a broken wind group...) stays an error.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                m = Metar.Metar(text, month=t.month, year=t.year, strict=False)
+        except Metar.ParserError:
+            m = None
+        groups = list(getattr(m, "_unparsed_groups", []) or []) if m is not None else []
+        if m is None or not groups or not all(_WX_LIKE.match(g) for g in groups):
+            raise InputError(f"not a METAR the parser understands: {first}", field="metar") from None
+        unreadable = groups
     if not m.station_id or m.time is None:
         raise InputError("no station identifier or observation time", field="metar")
     notes: list[str] = [f"METAR {m.station_id} {t:%Y-%m-%d %H:%MZ}"]
     tokens = text.split()
+    body = tokens[:tokens.index("RMK")] if "RMK" in tokens else tokens
     wind: tuple[WindLevel, ...] = ()
     gust = None
     rng = None
@@ -324,41 +532,51 @@ def parse_metar(text: str, *, now: datetime) -> Weather:
     else:
         notes.append("wind group missing")
     vis = None
-    if m.vis is not None and "////" not in tokens:  # the parser reads a missing '////' group as 10 km
+    if m.vis is not None and "////" not in body:  # the parser reads a missing '////' group as 10 km
         vis = m.vis.value("M")
-    elif "CAVOK" in tokens:
+    elif "CAVOK" in body:
         vis = 10000.0
     if vis is None:
         notes.append("visibility group missing")
     temp = m.temp.value("C") if m.temp is not None else None
-    precip = 0.0
-    phenomena: list[str] = []
-    estimated = False
+    dew = m.dewpt.value("C") if getattr(m, "dewpt", None) is not None else None
+    codes: list[str] = []
     for intensity, descriptor, prec, obsc, other in m.weather:
-        codes = [c for c in (descriptor, prec, obsc, other) if c]
-        vicinity = intensity == "VC"
-        for c in codes:
-            for key in _SEVERE:
-                if key in c and key not in phenomena:
-                    phenomena.append(key if not vicinity else f"VC{key}")
-            if c in ("FG", "BR", "HZ", "FU") and c not in phenomena:
-                phenomena.append(c)
-        if prec and not vicinity and "/" not in prec:
-            kinds = [prec[i:i + 2] for i in range(0, len(prec), 2)]
-            level = intensity if intensity in ("-", "+") else ""
-            precip = max([precip] + [_PRECIP_RATE.get(k, _PRECIP_DEFAULT)[level] for k in kinds])
-            estimated = True
-    for _cover, _height, cloud in getattr(m, "sky", []) or []:
-        if cloud in ("CB", "TCU") and cloud not in phenomena:
-            phenomena.append(cloud)
+        code = "".join(c or "" for c in (intensity, descriptor, prec, obsc, other))
+        if code == "NSW":
+            continue
+        if wx_group(code) is None:
+            unreadable.append(code)  # '//' (sensor could not tell) and the like
+        else:
+            codes.append(code)
+    if any(wx_group(c) and "UP" in wx_group(c)["prec"] for c in codes):
+        notes.append("precipitation of unknown type (UP)")
+    # clouds
+    layers: list[CloudLayer] = []
+    no_cloud = any(tok in NO_CLOUD_GROUPS for tok in body)
+    for cover, height, cloud in getattr(m, "sky", []) or []:
+        if cover in NO_CLOUD_GROUPS:
+            continue
+        layers.append(CloudLayer(cover if cover in COVERS else "///",
+                                 height.value("M") if height is not None else None,
+                                 cloud if cloud in ("CB", "TCU") else None))
+    clouds: tuple[CloudLayer, ...] | None = tuple(layers) if (layers or no_cloud) else None
+    if clouds is None:
+        notes.append("cloud group missing")
+    present = tuple(codes)
+    precip = _precip_from_codes(present)
+    estimated = precip > 0
     if m.precip_1hr is not None:
         precip = max(precip, m.precip_1hr.value("CM") * 10.0)
         estimated = False
     elif estimated:
         notes.append("precipitation rate estimated from the METAR intensity")
+    if unreadable:
+        notes.append(f"present weather {' '.join(unreadable)} could not be read")
     return Weather(wind=wind, valid_time=t, source=f"METAR {m.station_id}", gust_mps=gust,
                    precip_mmph=precip, visibility_m=vis, temp_c=temp, wind_dir_range_deg=rng,
-                   phenomena=tuple(phenomena), notes=tuple(notes))
+                   phenomena=_phenomena(present, clouds), notes=tuple(notes), clouds=clouds,
+                   present_weather=present, unknown_weather=tuple(unreadable), dewpoint_c=dew)
 
 
 # -- Open-Meteo style forecast -----------------------------------------------------------------------
@@ -464,8 +682,59 @@ def parse_open_meteo(obj: Any, *, now: datetime, field: str = "forecast") -> Wea
     notes = []
     if not levels:
         notes.append("no wind in the forecast hour")
+    dew = _value(_series(hourly, "dew_point_2m", n, field), i, f"{field}.hourly.dew_point_2m", lo=-150, hi=200)
+    if dew is not None and tu == "f":
+        dew = (dew - 32.0) * 5.0 / 9.0
+    low = _value(_series(hourly, "cloud_cover_low", n, field), i, f"{field}.hourly.cloud_cover_low", lo=0, hi=100)
+    clouds = _forecast_low_cloud(low, temp, dew)
+    code = _value(_series(hourly, "weather_code", n, field), i, f"{field}.hourly.weather_code", lo=0, hi=99)
+    present: tuple[str, ...] | None = None
+    unknown: tuple[str, ...] = ()
+    if code is not None:
+        if int(code) in WMO_CODES:
+            present = WMO_CODES[int(code)]
+        else:
+            unknown = (f"WMO weather code {code:g}",)
     where = ""
     if isinstance(obj.get("latitude"), (int, float)) and isinstance(obj.get("longitude"), (int, float)):
         where = f" ({obj['latitude']:.3f}, {obj['longitude']:.3f})"
     return Weather(wind=tuple(levels), valid_time=stamps[i], source=f"forecast{where}", gust_mps=gust,
-                   precip_mmph=precip, visibility_m=vis, temp_c=temp, notes=tuple(notes))
+                   precip_mmph=precip, visibility_m=vis, temp_c=temp, notes=tuple(notes), clouds=clouds,
+                   present_weather=present, unknown_weather=unknown, dewpoint_c=dew,
+                   phenomena=_phenomena(present or (), clouds))
+
+
+# Open-Meteo's `weather_code` (the subset of WMO 4677 it emits) as METAR groups, so that a forecast's
+# snow or freezing drizzle meets the same icing rules as an observation's. 0-3 are cloud amounts only.
+WMO_CODES: dict[int, tuple[str, ...]] = {
+    0: (), 1: (), 2: (), 3: (),
+    45: ("FG",), 48: ("FZFG",),  # 48: fog depositing rime
+    51: ("-DZ",), 53: ("DZ",), 55: ("+DZ",), 56: ("-FZDZ",), 57: ("FZDZ",),
+    61: ("-RA",), 63: ("RA",), 65: ("+RA",), 66: ("-FZRA",), 67: ("FZRA",),
+    71: ("-SN",), 73: ("SN",), 75: ("+SN",), 77: ("SG",),
+    80: ("-SHRA",), 81: ("SHRA",), 82: ("+SHRA",), 85: ("-SHSN",), 86: ("+SHSN",),
+    95: ("TS",), 96: ("TSGS",), 99: ("TSGR",),
+}
+# Cloud base of a convective layer rises about 125 m per degree of dew-point spread (the lifted
+# condensation level, Espy's rule: 400 ft per degC). A rough estimate for stratus too, but it is the only
+# height a low-cloud amount comes with; a spread under 1 degC means cloud or fog near the ground either way.
+LCL_M_PER_DEGC = 125.0
+# Open-Meteo's cloud_cover_low is cloud and fog up to about 2 km above ground (ECMWF's low-cloud band)
+LOW_CLOUD_TOP_M = 2000.0
+
+
+def _forecast_low_cloud(low_pct: float | None, temp_c: float | None,
+                        dew_c: float | None) -> tuple[CloudLayer, ...] | None:
+    if low_pct is None:
+        return None
+    oktas = round(low_pct / 12.5)
+    if oktas == 0:
+        return ()
+    cover = "FEW" if oktas <= 2 else "SCT" if oktas <= 4 else "BKN" if oktas <= 7 else "OVC"
+    if temp_c is not None and dew_c is not None:
+        base = max(0.0, temp_c - dew_c) * LCL_M_PER_DEGC
+        note = (f"forecast low cloud {low_pct:.0f} %, base estimated from the {max(0.0, temp_c - dew_c):.1f} °C "
+                f"dew-point spread")
+        return (CloudLayer(cover, min(base, LOW_CLOUD_TOP_M), None, note),)
+    return (CloudLayer(cover, None, None, f"forecast low cloud {low_pct:.0f} %, somewhere below about "
+                                          f"{LOW_CLOUD_TOP_M:.0f} m; no dew point to estimate its base"),)

@@ -17,7 +17,10 @@ from groundctl.errors import GroundctlError, InputError
 
 OPEN_METEO_URL = "https://api.open-meteo.com/v1/forecast"
 HOURLY_FIELDS = ("wind_speed_10m,wind_speed_80m,wind_speed_120m,wind_direction_10m,wind_direction_80m,"
-                 "wind_direction_120m,wind_gusts_10m,precipitation,visibility,temperature_2m")
+                 "wind_direction_120m,wind_gusts_10m,precipitation,visibility,temperature_2m,"
+                 # what grounds a drone besides wind: low cloud (with the dew point to estimate its base)
+                 # and the present weather (snow, freezing drizzle, fog) as a WMO code
+                 "dew_point_2m,cloud_cover_low,weather_code")
 
 
 class WeatherServiceError(GroundctlError):
