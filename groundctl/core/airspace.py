@@ -177,13 +177,17 @@ def parse_airspace(obj: Any, *, source: str = "airspace") -> Airspace:
 
 
 def load_json(path: str | Path) -> Any:
+    """A JSON file; missing, directory, empty, binary and non-UTF-8 files are InputErrors naming it."""
+    from groundctl.core.textfile import read_text
+
     p = Path(path)
+    text = read_text(p)
     try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError("file not found", field=str(p)) from None
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", field=str(p)) from None
+    except RecursionError:
+        raise InputError("not usable JSON: nested too deeply", field=str(p)) from None
 
 
 def load_airspace(path: str | Path) -> Airspace:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from groundctl.core.airspace import Airspace, load_airspace
-from groundctl.core.fleet import Fleet, LandingZone, load_fleet, load_landing_zones
-from groundctl.errors import InputError
+from groundctl.core.fleet import Fleet, LandingZone, load_landing_zones, parse_fleet
+from groundctl.core.textfile import read_text
+from groundctl.errors import InputError, ValidationErrors
 
 PACKAGE_MISSIONS = Path(__file__).resolve().parents[2] / "missions"
+REQUIRED = ("airspace.geojson", "fleet.toml")
 
 
 @dataclass
@@ -23,25 +26,70 @@ class Scenario:
         for z in self.zones:
             if z.name == name:
                 return z
-        raise InputError(f"unknown landing zone {name!r} (known: {', '.join(z.name for z in self.zones)})", field="zone")
+        known = ", ".join(z.name for z in self.zones) or "none: the scenario has no zones.geojson"
+        raise InputError(f"unknown landing zone {name!r} (known: {known})", field="zone")
+
+
+def bundled() -> list[str]:
+    if not PACKAGE_MISSIONS.is_dir():
+        return []
+    return sorted(d.name for d in PACKAGE_MISSIONS.iterdir() if (d / "fleet.toml").is_file())
 
 
 def resolve(path: str | Path) -> Path:
-    """A directory, or the name of a bundled example under missions/ (e.g. 'cmac')."""
+    """A directory, or the name of a bundled example under missions/ (e.g. 'cmac'). A directory of that
+    name in the working directory wins over the bundled one."""
     p = Path(path)
     if p.is_dir():
         return p
-    if (PACKAGE_MISSIONS / str(path)).is_dir():
-        return PACKAGE_MISSIONS / str(path)
-    raise InputError(f"no scenario directory {str(path)!r} (bundled: "
-                     f"{', '.join(sorted(d.name for d in PACKAGE_MISSIONS.iterdir() if d.is_dir())) if PACKAGE_MISSIONS.is_dir() else 'none'})",
-                     field="scenario")
+    name = str(path)
+    if name in bundled():
+        return PACKAGE_MISSIONS / name
+    names = ", ".join(bundled()) or "none"
+    what = "is a file, not a scenario directory" if p.is_file() else "not a directory"
+    raise InputError(f"{what}, nor a bundled scenario name (bundled: {names}); a scenario directory holds "
+                     f"{', '.join(REQUIRED)} and zones.geojson", field=name)
+
+
+def load_fleet_file(path: str | Path) -> Fleet:
+    p = Path(path)
+    text = read_text(p)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"not valid TOML: {e}", field=str(p)) from None
+    return parse_fleet(data, p.name)
 
 
 def load_scenario(path: str | Path) -> Scenario:
+    """Every file's problems at once (a bad airspace and a bad fleet are both reported), each naming
+    its file and the reason."""
     p = resolve(path)
-    missing = [n for n in ("airspace.geojson", "fleet.toml") if not (p / n).is_file()]
+    errors: list[InputError] = []
+    missing = [n for n in REQUIRED if not (p / n).exists()]
     if missing:
         raise InputError(f"missing {', '.join(missing)}", field=str(p))
-    zones = load_landing_zones(p / "zones.geojson") if (p / "zones.geojson").is_file() else []
-    return Scenario(p, load_airspace(p / "airspace.geojson"), load_fleet(p / "fleet.toml"), zones)
+    airspace = fleet = None
+    zones: list[LandingZone] = []
+    for name, load in (("airspace.geojson", load_airspace), ("fleet.toml", load_fleet_file),
+                       ("zones.geojson", load_landing_zones)):
+        f = p / name
+        if name == "zones.geojson" and not f.exists():
+            continue  # zones can also come from the API's store
+        try:
+            value = load(f)
+        except ValidationErrors as e:
+            errors += e.errors
+            continue
+        except InputError as e:
+            errors.append(e)
+            continue
+        if name == "airspace.geojson":
+            airspace = value
+        elif name == "fleet.toml":
+            fleet = value
+        else:
+            zones = value
+    if errors:
+        raise errors[0] if len(errors) == 1 else ValidationErrors(errors)
+    return Scenario(p, airspace, fleet, zones)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from groundctl.errors import GroundctlError
+from groundctl.faces import cli_check as _ck
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Ground station for drone parcel delivery: plan, check, fly, serve.")
@@ -24,10 +25,11 @@ def _root() -> None:
     """Ground station for drone parcel delivery."""
 
 
-def fail(e: GroundctlError, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {e}")
-    for sub in getattr(e, "errors", []) or []:
-        err.print(f"  - {sub}")
+def fail(e: GroundctlError, code: int = 2, as_json: bool = False) -> None:
+    """Print a refused input (stderr, or one JSON object on stdout with --json) and exit."""
+    from groundctl.faces.cli_check import print_error
+
+    print_error(e, as_json)
     raise typer.Exit(code)
 
 
@@ -51,17 +53,11 @@ def _parcel(kg: float, size: Optional[str], handling: list[str], description: st
 
 def plan_delivery(scenario: str, zone: str, hub: Optional[str], airframe: Optional[str], parcel_kg: float,
                   parcel_size: Optional[str], handling: list[str], method: Optional[str]):
-    """Load a scenario and plan; shared by plan, check-style output and fly."""
-    from groundctl.core.plan import build_plan, make_planner
-    from groundctl.core.scenario import load_scenario
+    """Load a scenario and plan: the same path as `check` (cli_check.plan_for)."""
+    from groundctl.faces.cli_check import plan_for
 
-    sc = load_scenario(scenario)
-    hub_name = hub or sc.fleet.hubs[0].name
-    parcel = _parcel(parcel_kg, parcel_size, handling)
-    planner = make_planner(sc.airspace, sc.fleet.hub(hub_name), sc.fleet.operations)
-    plan = build_plan(sc.airspace, sc.fleet, hub_name, sc.zone(zone), parcel, airframe_name=airframe,
-                      method=method, planner=planner)
-    return sc, planner, plan
+    return plan_for(scenario, zone, hub=hub, airframe=airframe, parcel_kg=parcel_kg, parcel_size=parcel_size,
+                    handling=handling, method=method)
 
 
 def _summary_table(plan) -> Table:
@@ -97,14 +93,27 @@ def plan(
     out: Path = typer.Option(Path("out"), help="directory for .plan, .waypoints, .geojson and .png"),
     png: bool = typer.Option(True, help="also draw a PNG picture of the plan"),
     weather: bool = typer.Option(True, help="show the go/no-go verdict too (needs weather options)"),
-    wind: Optional[float] = typer.Option(None, help="wind speed m/s at 10 m (for the verdict)"),
-    wind_dir: float = typer.Option(0.0, "--wind-dir", help="wind direction, degrees true, where it blows from"),
-    gust: Optional[float] = typer.Option(None, help="gust m/s"),
-    metar: Optional[str] = typer.Option(None, help="METAR text for the verdict"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON for machines"),
+    metar: Optional[str] = _ck.OPT_METAR,
+    forecast_url: Optional[str] = _ck.OPT_FORECAST,
+    weather_file: Optional[Path] = _ck.OPT_WEATHER_FILE,
+    wind: Optional[float] = _ck.OPT_WIND,
+    wind_dir: Optional[float] = _ck.OPT_WIND_DIR,
+    gust: Optional[float] = _ck.OPT_GUST,
+    precip: Optional[float] = _ck.OPT_PRECIP,
+    visibility: Optional[float] = _ck.OPT_VIS,
+    temp: Optional[float] = _ck.OPT_TEMP,
+    clouds: Optional[str] = _ck.OPT_CLOUDS,
+    wx: Optional[str] = _ck.OPT_WX,
+    now: Optional[str] = _ck.OPT_NOW,
+    timeout_s: float = _ck.OPT_TIMEOUT,
+    as_json: bool = typer.Option(False, "--json", help="print JSON for machines (errors too)"),
 ) -> None:
-    """Plan a delivery: shortest route clear of no-fly zones, ArduPilot mission, fence, rally; write plan files."""
+    """Plan a delivery: shortest route clear of no-fly zones, ArduPilot mission, fence, rally; write plan files.
+    With weather options, also the go/no-go verdict (exit 1 on NO-GO), exactly as `check` decides it."""
+    wx_opts = dict(metar=metar, forecast_url=forecast_url, weather_file=weather_file, wind=wind, wind_dir=wind_dir,
+                   gust=gust, precip=precip, visibility=visibility, temp=temp, clouds=clouds, wx=wx)
     try:
+        t = _ck.parse_now(now)
         sc, planner, p = plan_delivery(scenario, zone, hub, airframe, parcel_kg, parcel_size, handling, method)
         from groundctl.core.planfiles import write_plan_files
 
@@ -114,50 +123,34 @@ def plan(
             from groundctl.faces.render import render_plan_png
 
             paths["png"] = render_plan_png(p, sc.airspace, planner, out / f"{stem}.png")
-        verdict = _verdict_for(p, sc.airspace, wind, wind_dir, gust, metar) if weather else None
+        given = weather and _ck.weather_given(**wx_opts)
+        verdict = _ck.decide(p, sc.airspace, now=t, timeout_s=timeout_s, **wx_opts) if given else None
     except GroundctlError as e:
-        if as_json:
-            print(json.dumps({"error": str(e), "kind": type(e).__name__, **e.to_dict()}))
-            raise typer.Exit(2)
-        fail(e)
+        fail(e, as_json=as_json)
         return
+    # no weather is not a NO-GO for a plan: there is simply nothing to decide on yet
+    no_verdict = None if verdict is not None else (_ck.NO_WEATHER if weather else "verdict not asked (--no-weather)")
     if as_json:
         doc = {"plan": p.summary(), "files": {k: str(v) for k, v in paths.items()},
-               "route_out": p.route_out.points_ll}
-        if verdict is not None:
-            doc["verdict"] = verdict.to_dict()
+               "route_out": p.route_out.points_ll,
+               "verdict": verdict.to_dict() if verdict is not None else None}
+        if no_verdict:
+            doc["no_verdict"] = no_verdict
         print(json.dumps(doc, indent=2))
-        return
-    console.print(_summary_table(p))
-    for k, v in paths.items():
-        console.print(f"  {k:10s} {v}")
-    if verdict is not None:
-        from groundctl.faces.cli_check import render_verdict
-
-        render_verdict(verdict, console)
-
-
-def _verdict_for(p, airspace, wind, wind_dir, gust, metar):
-    """Go/no-go for a plan from command-line weather; None if the preflight module is absent."""
-    try:
-        from groundctl.core.preflight import preflight
-        from groundctl.faces.cli_check import weather_from_options
-    except ImportError:  # pragma: no cover - preflight lands separately
-        return None
-    from groundctl.runtime.events import utcnow
-
-    now = utcnow()
-    w = weather_from_options(now=now, lat=p.hub.lat, lon=p.hub.lon, metar=metar, wind=wind,
-                             wind_dir=wind_dir if wind is not None else None, gust=gust)
-    return preflight(p, w, now=now, airspace=airspace)
+    else:
+        console.print(_summary_table(p))
+        for k, v in paths.items():
+            console.print(f"  {k:10s} {v}", overflow="fold")
+        if verdict is not None:
+            _ck.render_verdict(verdict, console)
+        else:
+            console.print(f"[yellow]{no_verdict}[/]" + (" (give --metar, --forecast-url, --weather-file or --wind "
+                                                         "for a go/no-go)" if weather else ""))
+    if verdict is not None and not verdict.go:
+        raise typer.Exit(1)
 
 
-try:  # the go/no-go command lives with the preflight code
-    from groundctl.faces import cli_check as _cli_check
-
-    _cli_check.register(app)
-except ImportError:  # pragma: no cover
-    pass
+_ck.register(app)  # `check`: the go/no-go command lives with the verdict path
 
 
 @app.command()
@@ -188,7 +181,7 @@ def fly(
     import shlex
 
     if sum([bool(connect), sim, sitl]) != 1:
-        fail(GroundctlError("give exactly one of --connect URL, --sim or --sitl", field="vehicle"))
+        fail(GroundctlError("give exactly one of --connect URL, --sim or --sitl", field="vehicle"), as_json=as_json)
     try:
         sc, planner, p = plan_delivery(scenario, zone, hub, airframe, parcel_kg, parcel_size, handling, method)
         from groundctl.core.preflight import preflight
@@ -200,13 +193,16 @@ def fly(
                                  wind=wind, wind_dir=wind_dir, gust=gust)
         verdict = preflight(p, w, now=now, airspace=sc.airspace)
     except GroundctlError as e:
-        fail(e)
+        fail(e, as_json=as_json)
         return
     if not as_json:
         console.print(_summary_table(p))
         render_verdict(verdict, console)
     if not verdict.go:
-        err.print("[bold red]NO-GO:[/] " + "; ".join(f"{c.name}: {c.message}" for c in verdict.failures))
+        if as_json:
+            print(json.dumps({"outcome": "not_flown", "verdict": verdict.to_dict()}, indent=2, default=str))
+        else:
+            err.print("[bold red]NO-GO:[/] " + "; ".join(f"{c.name}: {c.message}" for c in verdict.failures))
         raise typer.Exit(1)
     launched = None
     try:
@@ -229,7 +225,7 @@ def fly(
             url = connect
         report = asyncio.run(_fly_live(p, url, sysid, as_json))
     except GroundctlError as e:
-        fail(e)
+        fail(e, as_json=as_json)
         return
     finally:
         if launched is not None:

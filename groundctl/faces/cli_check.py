@@ -1,13 +1,20 @@
 """`groundctl check`: plan a delivery and say go or no-go, with every reason.
 
-Exit codes: 0 go, 1 no-go, 2 bad input or an unusable weather source (message on stderr, no traceback).
-`weather_from_options` and `render_verdict` are shared with the main CLI's plan/fly commands.
+Exit codes: 0 go, 1 no-go, 2 bad input or an unusable weather source (message on stderr, or a JSON
+object on stdout with --json; never a traceback).
+
+This module is also the one path from command-line options to a verdict: `plan_for` (scenario ->
+plan), `weather_from_options` (options -> one Weather, the same defaults everywhere: no wind direction
+means variable, the worst case), `decide` (plan + weather -> Verdict), `render_verdict` and
+`print_error`. `plan`, `check` and `fly` all go through them; the API reaches the same `preflight`
+with the same Weather defaults through core.weather.weather_from_dict.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -15,16 +22,33 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from groundctl.core.airspace import load_airspace
-from groundctl.core.fleet import load_fleet, load_landing_zones
-from groundctl.core.plan import HANDLING_FLAGS, Parcel, build_plan
+from groundctl.core.plan import HANDLING_FLAGS, Parcel, build_plan, make_planner
 from groundctl.core.preflight import Verdict, preflight
 from groundctl.core.weather import Weather, load_weather_file, parse_metar, weather_from_values
 from groundctl.errors import GroundctlError, InputError
 
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 _SIZE = re.compile(r"^\s*([\d.]+)\s*[x×*]\s*([\d.]+)\s*[x×*]\s*([\d.]+)\s*(cm|m)?\s*$", re.IGNORECASE)
+DROP_METHODS = ("payload_place", "gripper", "winch")
+NO_WEATHER = "no weather given: no verdict"
+
+# -- the weather options, declared once for every command that decides ------------------------------
+OPT_METAR = typer.Option(None, "--metar", help="METAR text")
+OPT_FORECAST = typer.Option(None, "--forecast-url", help="Open-Meteo style forecast endpoint")
+OPT_WEATHER_FILE = typer.Option(None, "--weather-file", help="weather JSON (or a saved forecast)")
+OPT_WIND = typer.Option(None, "--wind", help="10 m wind speed, m/s")
+OPT_WIND_DIR = typer.Option(None, "--wind-dir", help="wind from, degrees true (default: variable, a headwind on "
+                                                     "every leg)")
+OPT_GUST = typer.Option(None, "--gust", help="10 m gust, m/s")
+OPT_PRECIP = typer.Option(None, "--precip", help="precipitation, mm/h")
+OPT_VIS = typer.Option(None, "--visibility", help="visibility, m")
+OPT_TEMP = typer.Option(None, "--temp", help="temperature, °C")
+OPT_CLOUDS = typer.Option(None, "--clouds", help="METAR sky groups, e.g. 'BKN008 OVC020' (hundreds of feet), or NSC")
+OPT_WX = typer.Option(None, "--wx", help="METAR present weather, e.g. '-SN BR', or none")
+OPT_NOW = typer.Option(None, "--now", help="decide as of this UTC time (ISO 8601); default now")
+OPT_TIMEOUT = typer.Option(5.0, "--timeout", help="forecast request timeout, s")
 
 
 def parse_size(text: str) -> tuple[float, float, float]:
@@ -42,19 +66,63 @@ def parse_size(text: str) -> tuple[float, float, float]:
     return dims  # type: ignore[return-value]
 
 
+def parse_now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(timezone.utc)
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"not an ISO 8601 time: {text!r}", field="now") from None
+    return t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+_now = parse_now  # the old name
+
+
+def plan_for(scenario: str | Path, zone: str, *, hub: str | None = None, airframe: str | None = None,
+             parcel_kg: float = 1.0, parcel_size: str | None = None, handling: list[str] | tuple[str, ...] = (),
+             method: str | None = None, description: str = "parcel"):
+    """Scenario (directory or bundled name) -> (scenario, route planner, FlightPlan). Every command
+    plans through here, so a bad option is refused the same way everywhere."""
+    from groundctl.core.fleet import pydantic_to_input_error
+    from groundctl.core.scenario import load_scenario
+    from pydantic import ValidationError
+
+    sc = load_scenario(scenario)
+    if not sc.fleet.hubs:
+        raise InputError("the fleet has no hub", field="hub")
+    hub_obj = sc.fleet.hub(hub) if hub else sc.fleet.hubs[0]
+    bad = [h for h in handling if h not in HANDLING_FLAGS]
+    if bad:
+        raise InputError(f"unknown handling flag {bad[0]!r} (known: {', '.join(HANDLING_FLAGS)})", field="handling")
+    if method is not None and method not in DROP_METHODS:
+        raise InputError(f"unknown drop method {method!r} (known: {', '.join(DROP_METHODS)})", field="method")
+    size = dict(zip(("length_m", "width_m", "height_m"), parse_size(parcel_size))) if parcel_size else {}
+    try:
+        parcel = Parcel(mass_kg=parcel_kg, handling=tuple(handling), description=description, **size)
+    except ValidationError as e:
+        raise pydantic_to_input_error(e, "parcel") from None
+    z = sc.zone(zone)
+    planner = make_planner(sc.airspace, hub_obj, sc.fleet.operations)
+    plan = build_plan(sc.airspace, sc.fleet, hub_obj.name, z, parcel, airframe_name=airframe,
+                      method=method, planner=planner)  # type: ignore[arg-type]
+    return sc, planner, plan
+
+
 def weather_from_options(*, now: datetime, lat: float, lon: float, metar: str | None = None,
                          forecast_url: str | None = None, weather_file: str | Path | None = None,
                          wind: float | None = None, wind_dir: float | None = None, gust: float | None = None,
                          precip: float | None = None, visibility: float | None = None, temp: float | None = None,
+                         clouds: str | None = None, wx: str | None = None,
                          timeout_s: float = 5.0, client=None) -> Weather | None:
-    """One weather source from command-line options, or None when none was given (preflight then
-    fails with "no weather observation"). More than one source is refused rather than silently merged."""
+    """One weather source from command-line options, or None when none was given. More than one source
+    is refused rather than silently merged. A wind without a direction is variable (worst case)."""
     values = {"wind": wind, "wind_dir": wind_dir, "gust": gust, "precip": precip, "visibility": visibility,
-              "temp": temp}
+              "temp": temp, "clouds": clouds, "wx": wx}
     given = [name for name, v in (("--metar", metar), ("--forecast-url", forecast_url),
                                   ("--weather-file", weather_file)) if v]
     if any(v is not None for v in values.values()):
-        given.append("--wind/--gust/--precip/--visibility/--temp")
+        given.append("--wind/--gust/--precip/--visibility/--temp/--clouds/--wx")
     if len(given) > 1:
         raise InputError(f"give one weather source, not {' and '.join(given)}", field="weather")
     if metar:
@@ -68,8 +136,40 @@ def weather_from_options(*, now: datetime, lat: float, lon: float, metar: str | 
         return client.forecast_sync(lat, lon, now=now)
     if given:
         return weather_from_values(now=now, wind_mps=wind, wind_dir_deg=wind_dir, gust_mps=gust,
-                                   precip_mmph=precip, visibility_m=visibility, temp_c=temp)
+                                   precip_mmph=precip, visibility_m=visibility, temp_c=temp, clouds=clouds,
+                                   present_weather=wx)
     return None
+
+
+def decide(plan, airspace, *, now: datetime, calibration=None, **weather_options) -> Verdict:
+    """Plan + weather options -> the verdict. With no weather the verdict is NO-GO ("no weather
+    observation"); `plan` asks `weather_given` first and says there is no verdict instead."""
+    w = weather_from_options(now=now, lat=plan.hub.lat, lon=plan.hub.lon, **weather_options)
+    return verdict_for(plan, w, airspace, now=now, calibration=calibration)
+
+
+def verdict_for(plan, weather: Weather | None, airspace, *, now: datetime, calibration=None) -> Verdict:
+    kw = {"calibration": calibration} if calibration is not None else {}
+    return preflight(plan, weather, now=now, airspace=airspace, **kw)
+
+
+def weather_given(**weather_options) -> bool:
+    return any(v not in (None, "") for k, v in weather_options.items() if k not in ("timeout_s", "client"))
+
+
+def error_doc(e: GroundctlError) -> dict:
+    return {"error": str(e), "kind": type(e).__name__, **e.to_dict()}
+
+
+def print_error(e: GroundctlError, as_json: bool = False) -> None:
+    """A refused input, for a person (stderr) or a machine (one JSON object on stdout)."""
+    if as_json:
+        typer.echo(json.dumps(error_doc(e), indent=2, default=str))
+        return
+    err = Console(stderr=True, soft_wrap=True)
+    err.print(f"error: {e}", markup=False, highlight=False)
+    for sub in getattr(e, "errors", []) or []:
+        err.print(f"  - {sub}", markup=False, highlight=False)
 
 
 def _fmt(v) -> str:
@@ -80,8 +180,19 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _value_limit(c) -> str:
+    if c.value is None and c.limit is None:
+        return ""
+    unit = f" {c.unit}" if c.unit else ""
+    if c.limit is None:
+        return f"{_fmt(c.value)}{unit}"
+    return f"{_fmt(c.value)} / {_fmt(c.limit)}{unit}"
+
+
 def render_verdict(verdict: Verdict, console: Console) -> None:
-    """The verdict as a table an operator reads top to bottom: the answer first, then every check."""
+    """The verdict an operator reads top to bottom: the answer first, then every check. Wide consoles get
+    a table; below 120 columns each check is a line with its message wrapped underneath, so that
+    nothing is cut at 80 columns."""
     s = verdict.summary
     head = "[bold green]GO[/]" if verdict.go else f"[bold red]NO-GO[/] ({len(verdict.failures)} failed)"
     if s:
@@ -90,27 +201,30 @@ def render_verdict(verdict: Verdict, console: Console) -> None:
                       f"{(s.get('distance_out_m', 0) + s.get('distance_back_m', 0)) / 1000:.1f} km")
     else:
         console.print(head)
-    table = Table(show_lines=False)
-    for col in ("check", "status", "value", "limit", "unit", "what it means"):
-        table.add_column(col, overflow="fold")
-    for c in verdict.checks:
-        style = _STYLE[c.status]
-        table.add_row(c.name, f"[{style}]{c.status.upper()}[/]", _fmt(c.value), _fmt(c.limit), c.unit, c.message)
-    console.print(table)
+    if console.width >= 120:
+        table = Table(show_lines=False)
+        for col in ("check", "status", "value", "limit", "unit"):
+            table.add_column(col, overflow="fold", no_wrap=False)
+        table.add_column("what it means", overflow="fold", ratio=1)
+        for c in verdict.checks:
+            style = _STYLE[c.status]
+            table.add_row(c.name, f"[{style}]{c.status.upper()}[/]", _fmt(c.value), _fmt(c.limit), c.unit, c.message)
+        console.print(table)
+    else:
+        width = max((len(c.name) for c in verdict.checks), default=10)
+        for c in verdict.checks:
+            line = Text()
+            line.append(f"{c.status.upper():4s}", style=_STYLE[c.status])
+            line.append(f"  {c.name:{width}s}  ", style="bold")
+            line.append(_value_limit(c))
+            console.print(line, overflow="fold")
+            # wrapped by hand: a rich Padding would pad every line with spaces to the full width
+            for ln in textwrap.wrap(c.message, max(20, console.width - 6), break_on_hyphens=False) or [""]:
+                console.print(Text("      " + ln), overflow="fold")
     if verdict.weather is not None:
         w = verdict.weather
         notes = f" ({'; '.join(w.notes)})" if w.notes else ""
-        console.print(f"weather: {w.source}, valid {w.valid_time:%Y-%m-%d %H:%MZ}{notes}")
-
-
-def _now(text: str | None) -> datetime:
-    if not text:
-        return datetime.now(timezone.utc)
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"not an ISO 8601 time: {text!r}", field="now") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+        console.print(Text(f"weather: {w.source}, valid {w.valid_time:%Y-%m-%d %H:%MZ}{notes}"), overflow="fold")
 
 
 def register(app: typer.Typer) -> None:
@@ -125,69 +239,43 @@ def register(app: typer.Typer) -> None:
 
     @app.command("check")
     def check(
-        scenario_dir: Path = typer.Argument(..., help="directory with airspace.geojson, fleet.toml, zones.geojson"),
-        zone: str = typer.Option(..., "--zone", help="landing zone name"),
+        scenario: str = typer.Argument(..., help="scenario directory (airspace.geojson, fleet.toml, zones.geojson) "
+                                                 "or a bundled name: cmac, muhanga"),
+        zone: str = typer.Option(..., "--zone", "-z", help="landing zone name"),
         hub: Optional[str] = typer.Option(None, "--hub", help="hub name (default: the fleet's first hub)"),
         airframe: Optional[str] = typer.Option(None, "--airframe", help="airframe name (default: lightest that fits)"),
         parcel_kg: float = typer.Option(1.0, "--parcel-kg", help="parcel gross mass, kg"),
         parcel_size: Optional[str] = typer.Option(None, "--parcel-size", help="LxWxH in m, or 30x20x10cm"),
         handling: list[str] = typer.Option([], "--handling", help=f"handling flag, repeatable: {', '.join(HANDLING_FLAGS)}"),
         method: Optional[str] = typer.Option(None, "--method", help="payload_place, gripper or winch"),
-        metar: Optional[str] = typer.Option(None, "--metar", help="METAR text"),
-        forecast_url: Optional[str] = typer.Option(None, "--forecast-url", help="Open-Meteo style forecast endpoint"),
-        weather_file: Optional[Path] = typer.Option(None, "--weather-file", help="weather JSON (or a saved forecast)"),
-        wind: Optional[float] = typer.Option(None, "--wind", help="10 m wind speed, m/s"),
-        wind_dir: Optional[float] = typer.Option(None, "--wind-dir", help="wind from, degrees true"),
-        gust: Optional[float] = typer.Option(None, "--gust", help="10 m gust, m/s"),
-        precip: Optional[float] = typer.Option(None, "--precip", help="precipitation, mm/h"),
-        visibility: Optional[float] = typer.Option(None, "--visibility", help="visibility, m"),
-        temp: Optional[float] = typer.Option(None, "--temp", help="temperature, °C"),
-        now: Optional[str] = typer.Option(None, "--now", help="check as of this UTC time (ISO 8601); default now"),
-        timeout_s: float = typer.Option(5.0, "--timeout", help="forecast request timeout, s"),
-        as_json: bool = typer.Option(False, "--json", help="print the verdict as JSON"),
+        metar: Optional[str] = OPT_METAR,
+        forecast_url: Optional[str] = OPT_FORECAST,
+        weather_file: Optional[Path] = OPT_WEATHER_FILE,
+        wind: Optional[float] = OPT_WIND,
+        wind_dir: Optional[float] = OPT_WIND_DIR,
+        gust: Optional[float] = OPT_GUST,
+        precip: Optional[float] = OPT_PRECIP,
+        visibility: Optional[float] = OPT_VIS,
+        temp: Optional[float] = OPT_TEMP,
+        clouds: Optional[str] = OPT_CLOUDS,
+        wx: Optional[str] = OPT_WX,
+        now: Optional[str] = OPT_NOW,
+        timeout_s: float = OPT_TIMEOUT,
+        as_json: bool = typer.Option(False, "--json", help="print the verdict as JSON (errors too)"),
     ) -> None:
         """Plan a delivery and decide go / no-go: weather, energy, payload, airspace. Exit 0 go, 1 no-go, 2 bad input."""
-        err = Console(stderr=True, soft_wrap=True)
         try:
-            t = _now(now)
-            d = scenario_dir
-            if not d.is_dir():
-                raise InputError("not a directory", field=str(d))
-            airspace = load_airspace(d / "airspace.geojson")
-            fleet = load_fleet(d / "fleet.toml")
-            zones = {z.name: z for z in load_landing_zones(d / "zones.geojson")}
-            if zone not in zones:
-                raise InputError(f"unknown zone {zone!r} (known: {', '.join(zones)})", field="zone")
-            if not fleet.hubs:
-                raise InputError("the fleet has no hub", field="hub")
-            hub_obj = fleet.hub(hub) if hub else fleet.hubs[0]
-            bad = [h for h in handling if h not in HANDLING_FLAGS]
-            if bad:
-                raise InputError(f"unknown handling flag {bad[0]!r} (known: {', '.join(HANDLING_FLAGS)})", field="handling")
-            size = dict(zip(("length_m", "width_m", "height_m"), parse_size(parcel_size))) if parcel_size else {}
-            try:
-                parcel = Parcel(mass_kg=parcel_kg, handling=tuple(handling), **size)
-            except Exception as e:  # pydantic ValidationError: name the option
-                from pydantic import ValidationError
-
-                from groundctl.core.fleet import pydantic_to_input_error
-                if isinstance(e, ValidationError):
-                    raise pydantic_to_input_error(e, "parcel") from None
-                raise
-            if method is not None and method not in ("payload_place", "gripper", "winch"):
-                raise InputError(f"unknown drop method {method!r} (known: payload_place, gripper, winch)", field="method")
-            plan = build_plan(airspace, fleet, hub_obj.name, zones[zone], parcel, airframe_name=airframe,
-                              method=method)  # type: ignore[arg-type]
-            weather = weather_from_options(now=t, lat=hub_obj.lat, lon=hub_obj.lon, metar=metar,
-                                           forecast_url=forecast_url, weather_file=weather_file, wind=wind,
-                                           wind_dir=wind_dir, gust=gust, precip=precip, visibility=visibility,
-                                           temp=temp, timeout_s=timeout_s)
-            verdict = preflight(plan, weather, now=t, airspace=airspace)
+            t = parse_now(now)
+            sc, _planner, plan = plan_for(scenario, zone, hub=hub, airframe=airframe, parcel_kg=parcel_kg,
+                                          parcel_size=parcel_size, handling=handling, method=method)
+            verdict = decide(plan, sc.airspace, now=t, metar=metar, forecast_url=forecast_url,
+                             weather_file=weather_file, wind=wind, wind_dir=wind_dir, gust=gust, precip=precip,
+                             visibility=visibility, temp=temp, clouds=clouds, wx=wx, timeout_s=timeout_s)
         except GroundctlError as e:
-            err.print(f"error: {e}", markup=False, highlight=False)
+            print_error(e, as_json)
             raise typer.Exit(2) from None
         if as_json:
             typer.echo(json.dumps(verdict.to_dict(), indent=2, default=str))
         else:
-            render_verdict(verdict, Console(width=160))
+            render_verdict(verdict, Console())
         raise typer.Exit(0 if verdict.go else 1)
