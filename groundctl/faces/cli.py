@@ -150,6 +150,10 @@ def plan(
         raise typer.Exit(1)
 
 
+from groundctl.faces import cli_airframe as _cli_airframe  # noqa: E402
+
+_cli_airframe.register(app)
+
 _ck.register(app)  # `check`: the go/no-go command lives with the verdict path
 
 
@@ -175,6 +179,9 @@ def fly(
     metar: Optional[str] = typer.Option(None),
     weather_file: Optional[Path] = typer.Option(None, "--weather-file"),
     as_json: bool = typer.Option(False, "--json", help="print the delivery report as JSON"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="where flown flights calibrate the energy model "
+                                            "(default: GROUNDCTL_DATA or ./data, shared with `serve`)"),
+    calibrate: bool = typer.Option(True, help="use and extend the airframe's energy calibration from flown flights"),
 ) -> None:
     """Plan, check, upload with read-back, arm and fly one delivery; show live progress; report."""
     import asyncio
@@ -191,7 +198,12 @@ def fly(
         now = utcnow()
         w = weather_from_options(now=now, lat=p.hub.lat, lon=p.hub.lon, metar=metar, weather_file=weather_file,
                                  wind=wind, wind_dir=wind_dir, gust=gust)
-        verdict = preflight(p, w, now=now, airspace=sc.airspace)
+        kind = "sim" if sim else "sitl" if sitl else "vehicle"
+        store = _calibration_store(data_dir) if calibrate else None
+        from groundctl.runtime.calibration import calibration_for
+
+        cal = calibration_for(store, p.airframe.name, kind) if store else None
+        verdict = preflight(p, w, now=now, airspace=sc.airspace, calibration=cal)
     except GroundctlError as e:
         fail(e, as_json=as_json)
         return
@@ -210,10 +222,7 @@ def fly(
             from sim.launch import start_sim
 
             h = p.hub
-            launched = start_sim([f"--home={h.lat},{h.lon},{h.elevation_m},{h.heading_deg}", "--speedup", str(speedup),
-                                  "--payload-kg", str(p.parcel.mass_kg), "--battery-wh", str(p.airframe.battery_wh),
-                                  "--mass-kg", str(p.airframe.empty_mass_kg), *(["--wind-mps", str(w.wind_at(10).speed_mps),
-                                  "--wind-dir-deg", str(w.wind_at(10).dir_deg or 0)] if w else []), *shlex.split(sim_args)])
+            launched = start_sim([*sim_airframe_args(p, w), "--speedup", str(speedup), *shlex.split(sim_args)])
             url = launched.urls[0]
         elif sitl:
             from groundctl.runtime.sitl import delivery_params, start_sitl
@@ -223,13 +232,20 @@ def fly(
             url = launched.url
         else:
             url = connect
-        report = asyncio.run(_fly_live(p, url, sysid, as_json))
+        report = asyncio.run(_fly_live(p, url, sysid, as_json, verdict.energy))
     except GroundctlError as e:
         fail(e, as_json=as_json)
         return
     finally:
         if launched is not None:
             launched.stop()
+    if store is not None:
+        from groundctl.runtime.calibration import flight_from_report, record
+
+        sample = flight_from_report(p.airframe.name, kind, report.energy)
+        if sample is not None:
+            record(store, sample, vehicle=url)
+        store.close()
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -237,7 +253,26 @@ def fly(
     raise typer.Exit(0 if report.outcome == "delivered" else 1)
 
 
-async def _fly_live(p, url: str, sysid, quiet: bool):
+def _calibration_store(data_dir: Optional[Path]):
+    from groundctl.runtime.store import Store, database_url
+
+    return Store(database_url(data_dir))
+
+
+def sim_airframe_args(p, w) -> list[str]:
+    """The built-in simulator's flags for this plan's hub, airframe, parcel and weather: it is told the
+    airframe's physical make-up (mass, rotors, drag, battery), never groundctl's efficiency figures."""
+    h, a = p.hub, p.airframe
+    args = [f"--home={h.lat},{h.lon},{h.elevation_m},{h.heading_deg}", "--payload-kg", str(p.parcel.mass_kg),
+            "--battery-wh", str(a.battery_wh), "--mass-kg", str(a.empty_mass_kg)]
+    if w is not None:
+        low = w.wind_at(10)
+        if low is not None:
+            args += ["--wind-mps", str(low.speed_mps), "--wind-dir-deg", str(low.dir_deg or 0)]
+    return args
+
+
+async def _fly_live(p, url: str, sysid, quiet: bool, prediction=None):
     from rich.live import Live
 
     from groundctl.runtime.fly import DeliveryFlight
@@ -271,7 +306,8 @@ async def _fly_live(p, url: str, sysid, quiet: bool):
     def on_stage(s):
         state["stage"] = s
 
-    flight = DeliveryFlight(p, url, sysid=sysid, on_event=on_event, on_progress=on_progress, on_stage=on_stage)
+    flight = DeliveryFlight(p, url, sysid=sysid, on_event=on_event, on_progress=on_progress, on_stage=on_stage,
+                            prediction=prediction)
     if quiet:
         return await flight.run()
     import asyncio
@@ -297,7 +333,13 @@ def _print_report(r, p) -> None:
         t.add_row("drop time", r.drop_time.isoformat(timespec="seconds"))
     if r.flight_time_s is not None:
         t.add_row("flight time", f"{r.flight_time_s:.0f} s (wall clock)")
-    if r.energy_used_wh is not None:
+    en = r.energy or {}
+    if r.energy_used_wh is not None and en.get("predicted_wh"):
+        t.add_row("energy", f"{r.energy_used_wh:.1f} Wh used, {en['predicted_wh']:.1f} Wh predicted "
+                            f"(x{r.energy_used_wh / en['predicted_wh']:.2f})")
+        cal = en.get("calibration") or {}
+        t.add_row("calibration", cal.get("source", "none"))
+    elif r.energy_used_wh is not None:
         t.add_row("energy used", f"{r.energy_used_wh:.1f} Wh")
     if r.battery_used_pct is not None:
         t.add_row("battery used", f"{r.battery_used_pct:.0f} %")
@@ -310,12 +352,14 @@ def demo(
     speedup: float = typer.Option(10.0, help="simulator speed-up"),
     method: str = typer.Option("payload_place", help="payload_place | gripper | winch"),
     as_json: bool = typer.Option(False, "--json"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="where flown flights calibrate the energy model"),
 ) -> None:
     """Fly the bundled CMAC example on the built-in simulator: a go/no-go with local weather values,
     plan, upload and verify, fly, drop, return, report."""
     fly(scenario="cmac", zone="clinic-east", hub=None, airframe=None, parcel_kg=1.2, parcel_size="0.25x0.2x0.1",
         handling=[], method=method, connect=None, sim=True, sitl=False, speedup=speedup, sim_args="", sysid=None,
-        wind=4.0, wind_dir=250.0, gust=6.0, metar=None, weather_file=None, as_json=as_json)
+        wind=4.0, wind_dir=250.0, gust=6.0, metar=None, weather_file=None, as_json=as_json, data_dir=data_dir,
+        calibrate=True)
 
 
 @app.command()

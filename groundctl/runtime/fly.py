@@ -17,6 +17,7 @@ from groundctl.core.geo import geodesic_distance_m
 from groundctl.core.plan import FlightPlan
 from groundctl.errors import CommandError, GroundctlError, LinkError, TransferError
 from groundctl.protocol import FlightMonitor, FlightSpec, commands
+from groundctl.protocol.energy_log import EnergyLog
 from groundctl.protocol.params import same_value
 from groundctl.runtime.events import DeliveryEvent, DeliveryReport, Progress, utcnow
 from groundctl.runtime.link import MavLink
@@ -46,8 +47,11 @@ class DeliveryFlight:
                  on_event: EventSink | None = None, on_progress: Callable[[Progress], None] | None = None,
                  resume: bool = False, seen_events: Iterable[str] = (), ready_timeout_s: float = 120.0,
                  flight_timeout_s: float | None = None, progress_hz: float = 2.0,
-                 on_stage: Callable[[str], None] | None = None) -> None:
+                 on_stage: Callable[[str], None] | None = None, prediction: Any = None) -> None:
         self.plan = plan
+        # the verdict's EnergyReport (weather and calibration included): what the flight is compared with
+        self.prediction = prediction
+        self.energy_log = EnergyLog(plan.mission)
         self.connection = connection
         self.sysid = sysid
         self.on_event = on_event
@@ -104,6 +108,13 @@ class DeliveryFlight:
 
     def _observe(self, msg, text, now: float) -> None:
         self.monitor.observe(msg, text, now)
+        if msg.get_type() in ("BATTERY_STATUS", "SYS_STATUS"):
+            s = self.vehicle.state
+            if self.energy_log.start_wh is None and self.resume:
+                self.energy_log.start(s.energy_consumed_wh)  # a resumed flight measures from here on
+            home = (geodesic_distance_m(s.lon, s.lat, self.plan.hub.lon, self.plan.hub.lat)
+                    if s.has_position else None)
+            self.energy_log.update(self.monitor.phase, s.mission_seq, s.energy_consumed_wh, home)
         if text is not None:
             self.texts.append(str(getattr(text, "text", text)))
 
@@ -134,7 +145,7 @@ class DeliveryFlight:
         try:
             from groundctl.core.energy import plan_energy
 
-            e = plan_energy(self.plan, None, limits=False)  # only the per-metre figure and reserve
+            e = self.prediction or plan_energy(self.plan, None, limits=False)  # the per-metre figure and reserve
             if math.isfinite(e.needed_wh) and self.plan.distance_m > 0:
                 wh_per_m = e.needed_wh / self.plan.distance_m
             reserve = e.reserve_wh
@@ -175,6 +186,7 @@ class DeliveryFlight:
         await v.command(commands.set_mode("GUIDED"))
         await self._arm(v)
         self._energy_start_wh = v.state.energy_consumed_wh
+        self.energy_log.start(v.state.energy_consumed_wh)
         self._battery_start_pct = v.state.battery_pct
         self._stage("starting the mission")
         # MISSION_START from GUIDED-armed starts AUTO without needing AUTO_OPTIONS for ground starts
@@ -330,6 +342,23 @@ class DeliveryFlight:
             d += geodesic_distance_m(*a, *b)
         return d
 
+    def _energy_summary(self, used: float | None) -> dict[str, Any]:
+        """Predicted (as the verdict had it) against what the battery monitor says, whole and by phase."""
+        from groundctl.core.energy import phase_energy, plan_energy
+
+        e = self.prediction or plan_energy(self.plan, None, limits=False)
+        pred = phase_energy(e)
+        log_ = self.energy_log
+        phases = {ph: {"predicted_wh": round(pred.get(ph, 0.0), 2),
+                       "used_wh": round(log_.by_phase[ph], 2) if ph in log_.by_phase else None}
+                  for ph in ("climb", "out", "drop", "back", "landing")}
+        ratio = used / e.needed_wh if used is not None and e.needed_wh > 0 else None
+        return {"predicted_wh": round(e.needed_wh, 2), "used_wh": used, "ratio": round(ratio, 3) if ratio else None,
+                "model_wh": round(e.model_wh, 2), "uncertainty_wh": round(e.uncertainty_wh, 2),
+                "reserve_wh": round(e.reserve_wh, 2), "usable_wh": round(e.usable_wh, 2),
+                "calibration": e.calibration.to_dict() if e.calibration else None,
+                "complete": log_.done and log_.start_wh is not None, "phases": phases}
+
     def _report(self, outcome: str) -> DeliveryReport:
         rel = next((e for e in self.events if e.kind == "released"), None)
         take = next((e for e in self.events if e.kind == "taking_off"), None)
@@ -352,4 +381,5 @@ class DeliveryFlight:
                 r.energy_used_wh = round(e_now - self._energy_start_wh, 2)
             if s.battery_pct is not None and self._battery_start_pct is not None:
                 r.battery_used_pct = round(self._battery_start_pct - s.battery_pct, 1)
+        r.energy = self._energy_summary(r.energy_used_wh)
         return r

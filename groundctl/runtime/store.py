@@ -177,6 +177,22 @@ def is_active(kinds: Iterable[str]) -> bool:
     return "dispatched" in ks and not ({"report", "failed"} & ks)
 
 
+class EnergyFlight(Base):
+    """One flown flight's predicted (uncalibrated model) and measured energy: what calibration learns from.
+    The vehicle kind keeps the simulator, SITL and real aircraft of one airframe name apart."""
+
+    __tablename__ = "energy_flights"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    airframe: Mapped[str] = mapped_column(String(100), index=True)
+    vehicle_kind: Mapped[str] = mapped_column(String(20))
+    vehicle: Mapped[str | None] = mapped_column(String(100))
+    delivery_id: Mapped[int | None] = mapped_column(Integer)
+    predicted_wh: Mapped[float] = mapped_column(Float)
+    used_wh: Mapped[float] = mapped_column(Float)
+    phases: Mapped[Any] = mapped_column(JSON, default=dict)
+    flown_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
