@@ -265,8 +265,9 @@ def _present_weather(value: Any, field: str) -> tuple[str, ...] | None:
         return ()
     for i, c in enumerate(codes):
         if wx_group(c) is None:
-            raise InputError(f"{c!r} is not a METAR present-weather group (e.g. -RA, SN, FZFG, BR, TS); "
-                             f"put groups nobody can read in unknown_weather", field=f"{field}[{i}]")
+            hint = "; put groups nobody can read in unknown_weather" if field.endswith("present_weather") else ""
+            raise InputError(f"{c!r} is not a METAR present-weather group (e.g. -RA, SN, FZFG, BR, TS){hint}",
+                             field=f"{field}[{i}]")
     return tuple(codes)
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from groundctl.errors import GroundctlError
 from groundctl.faces import cli_check as _ck
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(cls=_ck.JsonErrorsGroup, add_completion=False, no_args_is_help=True,
                   help="Ground station for drone parcel delivery: plan, check, fly, serve.")
 console = Console()
 err = Console(stderr=True)

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -170,6 +173,40 @@ def print_error(e: GroundctlError, as_json: bool = False) -> None:
     err.print(f"error: {e}", markup=False, highlight=False)
     for sub in getattr(e, "errors", []) or []:
         err.print(f"  - {sub}", markup=False, highlight=False)
+
+
+try:  # recent typer carries its own copy of click; older ones use click itself
+    from typer._click.exceptions import ClickException as _TyperClickException
+    _CLICK_ERRORS: tuple[type[Exception], ...] = (_TyperClickException, click.ClickException)
+except ImportError:  # pragma: no cover
+    _CLICK_ERRORS = (click.ClickException,)
+
+
+class JsonErrorsGroup(TyperGroup):
+    """A command group whose usage errors (a missing --zone, a word where a number goes) are one JSON
+    object on stdout, exit 2, whenever --json is on the command line: a machine reading the JSON
+    form never has to parse a usage text."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--json" not in argv or not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except _CLICK_ERRORS as e:
+            typer.echo(json.dumps({"error": e.format_message(), "kind": "UsageError", "field": _param_of(e),
+                                   "reason": e.format_message()}, indent=2))
+            sys.exit(e.exit_code)
+        except (click.Abort, typer.Abort):
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _param_of(e) -> str | None:
+    param = getattr(e, "param", None)
+    if param is None:
+        return None
+    return (param.opts[0] if getattr(param, "opts", None) else param.name)
 
 
 def _fmt(v) -> str:
