@@ -176,6 +176,11 @@ def fly(
     wind: Optional[float] = typer.Option(None, help="wind m/s at 10 m"),
     wind_dir: Optional[float] = typer.Option(None, "--wind-dir", help="degrees, where the wind comes from"),
     gust: Optional[float] = typer.Option(None),
+    temp: Optional[float] = typer.Option(None, "--temp", help="temperature, degC (the cold derates the battery)"),
+    precip: Optional[float] = typer.Option(None, "--precip", help="precipitation, mm/h"),
+    visibility: Optional[float] = typer.Option(None, "--visibility", help="visibility, m"),
+    clouds: Optional[str] = typer.Option(None, "--clouds", help="METAR sky groups, e.g. 'BKN015 OVC030' or NSC"),
+    wx: Optional[str] = typer.Option(None, "--wx", help="METAR present weather, e.g. '-RA BR', or none"),
     metar: Optional[str] = typer.Option(None),
     weather_file: Optional[Path] = typer.Option(None, "--weather-file"),
     as_json: bool = typer.Option(False, "--json", help="print the delivery report as JSON"),
@@ -197,7 +202,8 @@ def fly(
 
         now = utcnow()
         w = weather_from_options(now=now, lat=p.hub.lat, lon=p.hub.lon, metar=metar, weather_file=weather_file,
-                                 wind=wind, wind_dir=wind_dir, gust=gust)
+                                 wind=wind, wind_dir=wind_dir, gust=gust, temp=temp, precip=precip,
+                                 visibility=visibility, clouds=clouds, wx=wx)
         kind = "sim" if sim else "sitl" if sitl else "vehicle"
         store = _calibration_store(data_dir) if calibrate else None
         from groundctl.runtime.calibration import calibration_for
@@ -222,6 +228,8 @@ def fly(
             from sim.launch import start_sim
 
             h = p.hub
+            from groundctl.runtime.sim_args import sim_airframe_args
+
             launched = start_sim([*sim_airframe_args(p, w), "--speedup", str(speedup), *shlex.split(sim_args)])
             url = launched.urls[0]
         elif sitl:
@@ -257,19 +265,6 @@ def _calibration_store(data_dir: Optional[Path]):
     from groundctl.runtime.store import Store, database_url
 
     return Store(database_url(data_dir))
-
-
-def sim_airframe_args(p, w) -> list[str]:
-    """The built-in simulator's flags for this plan's hub, airframe, parcel and weather: it is told the
-    airframe's physical make-up (mass, rotors, drag, battery), never groundctl's efficiency figures."""
-    h, a = p.hub, p.airframe
-    args = [f"--home={h.lat},{h.lon},{h.elevation_m},{h.heading_deg}", "--payload-kg", str(p.parcel.mass_kg),
-            "--battery-wh", str(a.battery_wh), "--mass-kg", str(a.empty_mass_kg)]
-    if w is not None:
-        low = w.wind_at(10)
-        if low is not None:
-            args += ["--wind-mps", str(low.speed_mps), "--wind-dir-deg", str(low.dir_deg or 0)]
-    return args
 
 
 async def _fly_live(p, url: str, sysid, quiet: bool, prediction=None):
@@ -358,7 +353,8 @@ def demo(
     plan, upload and verify, fly, drop, return, report."""
     fly(scenario="cmac", zone="clinic-east", hub=None, airframe=None, parcel_kg=1.2, parcel_size="0.25x0.2x0.1",
         handling=[], method=method, connect=None, sim=True, sitl=False, speedup=speedup, sim_args="", sysid=None,
-        wind=4.0, wind_dir=250.0, gust=6.0, metar=None, weather_file=None, as_json=as_json, data_dir=data_dir,
+        wind=4.0, wind_dir=250.0, gust=6.0, temp=None, precip=None, visibility=None, clouds=None, wx=None,
+        metar=None, weather_file=None, as_json=as_json, data_dir=data_dir,
         calibrate=True)
 
 

@@ -28,7 +28,10 @@ from groundctl.core import geojson as gj
 from groundctl.core.airspace import Airspace, parse_airspace
 from groundctl.core.fleet import (Airframe, Fleet, Hub, LandingZone, Vehicle, parse_fleet, pydantic_to_input_error,
                                   validate_landing_zone)
+from groundctl.core.calibration import Calibration
 from groundctl.core.energy import plan_energy
+from groundctl.runtime.calibration import calibration_for, flight_from_report
+from groundctl.runtime.calibration import record as record_flight
 from groundctl.core.geo import geodesic_distance_m
 from groundctl.core.plan import FlightPlan, Parcel, build_plan, choose_airframe, make_planner
 from groundctl.core.preflight import preflight
@@ -91,8 +94,9 @@ def _plain(v: Any) -> Any:
     return str(v)
 
 
-def verdict_for(plan: FlightPlan, weather: Weather | None, now: datetime, airspace: Airspace | None) -> VerdictView:
-    v = preflight(plan, weather, now=now, airspace=airspace)
+def verdict_for(plan: FlightPlan, weather: Weather | None, now: datetime, airspace: Airspace | None,
+                calibration: Calibration | None = None) -> VerdictView:
+    v = preflight(plan, weather, now=now, airspace=airspace, calibration=calibration)
     fails = [{"check": c.name, "message": c.message} for c in v.failures]
     return VerdictView(v.go, fails, _plain(v.to_dict()))
 
@@ -302,6 +306,12 @@ class Service:
             managed = {r.name: r.data for r in s.scalars(select(FleetItem).where(FleetItem.kind == "simulated"))}
             busy = set(s.scalars(select(Delivery.vehicle).where(Delivery.state.in_(IN_FLIGHT_STATES))))
         return managed, busy
+
+    def vehicle_kind(self, vehicle: str) -> str:
+        """"sim" for a vehicle `serve` flies on its own simulator, else "vehicle": their energy
+        calibrations are kept apart, as they are different machines under one airframe name."""
+        managed, _ = self.simulator_links()
+        return "sim" if vehicle in managed and managed[vehicle] == self.fleet().vehicle(vehicle).connection else "vehicle"
 
     def use_simulator(self, vehicle: str, url: str) -> None:
         """Point a vehicle at a simulator, remembering that the link is ours to replace on the next start."""
@@ -609,7 +619,9 @@ class Service:
             failures.append({"check": "route" if isinstance(e, NoRouteError) else "plan", "field": e.field,
                              "message": e.reason})
         if plan is not None:
-            v = verdict_for(plan, self.weather(), self.now(), airspace)
+            # no vehicle yet: the airframe's real-aircraft calibration, or none (flagged in the verdict)
+            v = verdict_for(plan, self.weather(), self.now(), airspace,
+                            calibration_for(self.store, plan.airframe.name, "vehicle"))
             failures += v.failures
             verdict = v.detail
         state = "refused" if failures else "planned"
@@ -736,7 +748,8 @@ class Service:
             plan = self._plan_for(d)
             now = self.now()
             # the weather at dispatch, not at planning, decides
-            verdict = verdict_for(plan, self.weather(), now, self.airspace(d.airspace_version)[1])
+            verdict = verdict_for(plan, self.weather(), now, self.airspace(d.airspace_version)[1],
+                                  calibration_for(self.store, plan.airframe.name, self.vehicle_kind(v.name)))
             if not verdict.go:
                 raise PlanRefused([CheckFailure(f["check"], f["message"]) for f in verdict.failures])
             eta = now + timedelta(seconds=self.settings.dispatch_allowance_s + time_to_drop_s(plan))
@@ -765,10 +778,17 @@ class Service:
 
         try:
             from groundctl.runtime.fly import DeliveryFlight  # noqa: PLC0415
+            kind = await asyncio.to_thread(self.vehicle_kind, vehicle.name)
+            cal = await asyncio.to_thread(calibration_for, self.store, plan.airframe.name, kind)
+            weather = self.weather()
+            prediction = await asyncio.to_thread(plan_energy, plan, weather, limits=False, calibration=cal)
             flight = DeliveryFlight(plan, vehicle.connection, sysid=vehicle.sysid, on_event=on_event,
-                                    on_progress=on_progress, resume=resume, seen_events=seen)
+                                    on_progress=on_progress, resume=resume, seen_events=seen, prediction=prediction)
             self.flights[delivery_id] = flight
             report = await flight.run()
+            sample = flight_from_report(plan.airframe.name, kind, report.energy)
+            if sample is not None:
+                await asyncio.to_thread(record_flight, self.store, sample, vehicle=vehicle.name, delivery_id=delivery_id)
             data = report.to_dict()
             data.pop("events", None)
             self.store.append_event(delivery_id, DeliveryEvent("report", message=report.outcome, data=data))

@@ -6,6 +6,7 @@ import pytest
 
 from groundctl.core.plan import Parcel, build_plan, make_planner
 from groundctl.core.scenario import load_scenario
+from groundctl.runtime.sim_args import sim_airframe_args
 from tests.conftest import MISSIONS
 
 SPEEDUP = 20
@@ -30,10 +31,7 @@ def make_plan(scenario, planner):
 
 
 def sim_args(plan, *extra):
-    h = plan.hub
-    return [f"--home={h.lat},{h.lon},{h.elevation_m},{h.heading_deg}", "--speedup", str(SPEEDUP),
-            "--payload-kg", str(plan.parcel.mass_kg), "--battery-wh", str(plan.airframe.battery_wh),
-            "--mass-kg", str(plan.airframe.empty_mass_kg), *extra]
+    return [*sim_airframe_args(plan), "--speedup", str(SPEEDUP), *extra]
 
 
 def run(coro, timeout=240):

@@ -30,6 +30,8 @@ def start_fleet_sims(app, speedup: float = 1.0) -> list:
     """
     from sim.launch import start_sim  # noqa: PLC0415  (sim is a peer package, only needed here)
 
+    from groundctl.runtime.sim_args import sim_vehicle_args  # noqa: PLC0415
+
     svc = app.state.service
     fleet = svc.fleet()
     managed, busy = svc.simulator_links()
@@ -43,12 +45,9 @@ def start_fleet_sims(app, speedup: float = 1.0) -> list:
                 print(f"  {v.name}: operator link {v.connection}", flush=True)
                 continue
             hub, frame = fleet.hub(v.hub), fleet.airframe(v.airframe)
-            h = start_sim(["--home", f"{hub.lat},{hub.lon},{hub.elevation_m},{hub.heading_deg}",
-                           "--sysid", str(v.sysid), "--speedup", str(speedup),
-                           "--battery-wh", str(frame.battery_wh), "--mass-kg", str(frame.empty_mass_kg),
-                           # the simulated parcel: a reference parcel, so the monitor sees the release
-                           "--payload-kg", str(fleet.operations.reference_parcel_kg or 1.0),
-                           "--tcp", "127.0.0.1:0"])
+            # the simulated parcel: a reference parcel, so the monitor sees the release
+            h = start_sim([*sim_vehicle_args(hub, frame, fleet.operations.reference_parcel_kg or 1.0),
+                           "--sysid", str(v.sysid), "--speedup", str(speedup), "--tcp", "127.0.0.1:0"])
             handles.append(h)
             url = h.by_sysid[v.sysid][0]
             svc.use_simulator(v.name, url)
