@@ -3,6 +3,7 @@ what is wrong with it: missing, a directory, unreadable, empty, binary, not UTF-
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
 from groundctl.errors import InputError
@@ -29,6 +30,11 @@ def read_text(path: str | Path) -> str:
         raise InputError(f"cannot read it: {e.strerror or e}", field=field) from None
     if not data.strip():
         raise InputError("is empty", field=field)
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if data.startswith(bom):  # a Windows "Unicode" save: readable, but not what the file format says
+            raise InputError(f"is not UTF-8 text: it is {name} (byte-order mark {bom.hex()}); save it as UTF-8",
+                             field=field)
     if b"\x00" in data[:8192]:
         raise InputError("is a binary file, not text (it holds NUL bytes)", field=field)
     try:
