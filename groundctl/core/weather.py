@@ -542,9 +542,15 @@ def parse_metar(text: str, *, now: datetime) -> Weather:
     temp = m.temp.value("C") if m.temp is not None else None
     dew = m.dewpt.value("C") if getattr(m, "dewpt", None) is not None else None
     codes: list[str] = []
+    unmeasured_sky: list[str] = []
     for intensity, descriptor, prec, obsc, other in m.weather:
         code = "".join(c or "" for c in (intensity, descriptor, prec, obsc, other))
         if code == "NSW":
+            continue
+        if len(code) >= 6 and set(code) == {"/"}:
+            # an automatic station's '//////' (or '/////////' with a type) is a sky group it could not
+            # measure, read by the parser in the weather's place: the cloud is unknown, not the weather
+            unmeasured_sky.append(code)
             continue
         if wx_group(code) is None:
             unreadable.append(code)  # '//' (sensor could not tell) and the like
@@ -563,7 +569,7 @@ def parse_metar(text: str, *, now: datetime) -> Weather:
                                  cloud if cloud in ("CB", "TCU") else None))
     clouds: tuple[CloudLayer, ...] | None = tuple(layers) if (layers or no_cloud) else None
     if clouds is None:
-        notes.append("cloud group missing")
+        notes.append(f"cloud not measured ({' '.join(unmeasured_sky)})" if unmeasured_sky else "cloud group missing")
     present = tuple(codes)
     precip = _precip_from_codes(present)
     estimated = precip > 0

@@ -71,6 +71,8 @@ CASES = [
     ("ceiling not measured", "9999 BKN/// 12/05 Q1012", "cloud_base", "warn", "broken cloud base not measured"),
     ("no cloud group", "9999 12/05 Q1012", "cloud_base", "warn", "cloud not reported: unknown"),
     ("CAVOK", "CAVOK 12/05 Q1012", "cloud_base", "pass", "no cloud reported that matters"),
+    ("automatic station, sky not measured", "9999 // ////// 12/05 Q1012", "cloud_base", "warn",
+     "cloud not reported: unknown"),
 ]
 
 
@@ -82,6 +84,11 @@ def test_metar_case(make_plan, case, tail, check, status, words):
     assert words in c.message
     if status == "fail":
         assert not v.go and check in v.to_dict()["failures"]
+
+
+def test_automatic_station_slashes():
+    w = parse_metar("LFPG 210600Z AUTO 24012KT 9999 // ///////// 12/08 Q1003", now=NOW)
+    assert w.unknown_weather == ("//",) and w.clouds is None and "cloud not measured (/////////)" in w.notes
 
 
 def test_fail_carries_the_numbers(make_plan):
