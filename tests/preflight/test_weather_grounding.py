@@ -301,3 +301,12 @@ def test_forecast_clear_and_odd_codes(meteo, make_plan):
 def test_forecast_without_the_new_series_is_unknown_not_clear():
     w = parse_open_meteo(BASE, now=NOW)
     assert w.clouds is None and w.present_weather is None
+
+
+def test_saved_forecast_file_with_low_cloud(make_plan):
+    from groundctl.core.weather import load_weather_file
+
+    w = load_weather_file(DATA / "forecast_cmac_lowcloud.json", now=NOW)
+    assert w.present_weather == ("FG",) and w.clouds[0].base_m == pytest.approx(50, abs=1)
+    c = run(make_plan, w).check("cloud_base")
+    assert c.status == "fail" and "base estimated from the 0.4 °C dew-point spread" in c.message
