@@ -14,6 +14,20 @@ What ArduPilot really sends during a delivery, checked in its source:
 - fences: "<Polygon|Max Alt|...> fence(s) breached" (AC_Fence.cpp print_fence_message) and "Fence
   breach cleared" (ArduCopter/fence.cpp), besides FENCE_STATUS.
 - the final NAV_LAND never produces MISSION_ITEM_REACHED: the flight ends at disarm.
+
+The autopilot's own failsafes, as ArduCopter announces them (severity WARNING/CRITICAL):
+- ArduCopter/events.cpp announce_failsafe: "<Radio|GCS|Battery|Radio + Battery|GCS + Battery> Failsafe"
+  or "... Failsafe - <action>"; cleared: "Radio Failsafe Cleared", "GCS Failsafe Cleared". GPS:
+  "GPS Glitch or Compass error" / "Glitch cleared"; "Dead Reckoning started|stopped|timeout";
+  "Failsafe: Terrain data missing". The action is a mode change (set_mode_RTL_or_land_with_pause,
+  set_mode_SmartRTL_or_RTL, ...), seen as HEARTBEAT custom_mode.
+- ArduCopter/ekf_check.cpp: "EKF variance", then failsafe_ekf_event: "EKF Failsafe" (no action) or
+  "EKF Failsafe: changed to <mode> Mode" after set_mode_land_with_pause (LAND, FS_EKF_ACTION 1) or
+  ALT_HOLD; "EKF Failsafe Cleared". A GPS lost in flight ends here: LAND where the vehicle is.
+- AP_BattMonitor.cpp check_failsafes: "Battery <n> is <low|critical> <V>V used <mAh> mAh", then
+  BATT_FS_LOW_ACT / BATT_FS_CRT_ACT through handle_battery_failsafe ("Battery Failsafe").
+- ArduCopter/crash_check.cpp: "Crash: Disarming: AngErr=...", "Potential Thrust Loss (<motor>)".
+- a mode the runtime did not ask for, while airborne, is an incident whatever caused it.
 """
 
 from __future__ import annotations
@@ -28,8 +42,9 @@ from typing import Any, Callable, Iterable
 
 from groundctl.core import mavcmd as C
 from groundctl.core.mission import MissionItem
+from groundctl.protocol.events import PHASES, DeliveryEvent, Incident
+from groundctl.protocol.incidents import Incidents, VehicleClock
 from groundctl.protocol.telemetry import StatusText, VehicleState
-from groundctl.protocol.events import PHASES, DeliveryEvent
 
 # LAND is not here: a LAND failsafe comes down where it is, it does not return
 _RTL_MODES = {"RTL", "SMART_RTL", "AUTO_RTL"}
@@ -39,11 +54,28 @@ _PP_FAIL = ("PayloadPlace: Reached maximum descent", "PayloadPlace: Abort",
 _RELEASE_TEXTS = ("PayloadPlace: Releasing the gripper", "PayloadPlace: Manual release",
                   "Gripper load releasing", "Gripper load released")
 _BATT_FAILSAFE = re.compile(r"Battery \d+ is (low|critical)")
-_ONE_SHOT = set(PHASES) | {"armed", "drop_failed", "low_battery", "aborted", "rtl"}
+# (pattern, failsafe name); a name's failsafe stays on until its clearing text or the landing
+_FAILSAFE_ON = (
+    (re.compile(r"EKF (Failsafe$|Failsafe: changed to|variance)"), "EKF"),
+    (re.compile(r"GPS Glitch or Compass error"), "GPS glitch"),
+    (re.compile(r"Dead Reckoning (started|timeout)"), "dead reckoning"),
+    (re.compile(r"(Radio|GCS)( \+ Battery)? Failsafe(?! Cleared)"), None),  # name from the text
+    (re.compile(r"Battery( \d+ is (low|critical)| Failsafe)"), "battery"),
+    (re.compile(r"Failsafe: Terrain data missing"), "terrain"),
+    (re.compile(r"Potential Thrust Loss"), "thrust loss"),
+    (re.compile(r"Vibration compensation ON"), "vibration"),
+)
+_FAILSAFE_OFF = {"EKF Failsafe Cleared": "EKF", "Glitch cleared": "GPS glitch", "Dead Reckoning stopped": "dead reckoning",
+                 "Radio Failsafe Cleared": "Radio", "GCS Failsafe Cleared": "GCS", "Vibration compensation OFF": "vibration"}
+_CRASH_TEXTS = ("Crash: ", "Parachute: Released")
+_CRASH_TILT_RAD = 1.0  # disarmed lying at ~60 degrees or more: on its side, not on its legs
+_ONE_SHOT = set(PHASES) | {"armed", "drop_failed", "low_battery", "aborted", "rtl", "crashed", "return_route"}
+# events held after an outage until the vehicle's clock is heard again, then dated
+_ZONE_PHASES = ("at_zone", "lowering", "released", "drop_failed")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # messages that can move the phase; ATTITUDE, VFR_HUD and the like cannot, and they are most of the traffic
 _PHASE_INPUTS = frozenset({"HEARTBEAT", "GLOBAL_POSITION_INT", "MISSION_CURRENT", "MISSION_ITEM_REACHED",
-                           "STATUSTEXT", "WINCH_STATUS"})
+                           "STATUSTEXT", "WINCH_STATUS", "ATTITUDE"})
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -76,7 +108,9 @@ class FlightSpec:
     energy_needed_wh: Callable[[VehicleState, int | None], float] | None = None
     zone_radius_m: float = 15.0
     jam_min_drop: float = 0.04  # fraction of level-flight throttle a release must take off
-    jam_settle_s: float = 3.0  # ignore throttle this long after the release (servo travel, climb-out)
+    jam_settle_s: float = 3.0  # vehicle seconds of throttle ignored after the release (servo travel, climb-out)
+    # below a winch line's end: hook, parcel, and slack for the line length the winch only estimates
+    jam_hang_margin_m: float = 1.5
     link_timeout_s: float = 3.0
     # The gripper's servo output, streamed in SERVO_OUTPUT_RAW, shows the release was commanded even
     # when the one-shot STATUSTEXTs are lost on a bad link (AP_Gripper defaults: grab 1900, release 1100)
@@ -86,6 +120,12 @@ class FlightSpec:
     place_tolerance_m: float = 3.0
     gripper_grab_pwm: float = 1900.0
     gripper_release_pwm: float = 1100.0
+    # landing further than this from the hub is landing away (NAV_LAND and RTL put it within metres)
+    home_radius_m: float = 25.0
+    # a condition that comes back within this (vehicle seconds) is the same incident, counted again
+    incident_merge_s: float = 60.0
+    # metres inside a no-fly area (buffered zone, or outside the service area), for a breach's worst value
+    breach_depth_m: Callable[[float, float], float | None] | None = None
 
     @classmethod
     def from_plan(cls, plan: Any, **kw: Any) -> "FlightSpec":
@@ -114,7 +154,14 @@ class FlightMonitor:
 
     To resume after a restart, pass the kinds of the events already stored, in order, as `seen`:
     phases and one-shot faults are not emitted again, and the link/fence state picks up from them.
-    `clock_anchor` = (monotonic, wall datetime) of one instant maps `now` to event times.
+    `clock_anchor` = (monotonic, wall datetime) of one instant maps `now` to UTC; events are dated by
+    the vehicle's own clock (time_boot_ms, see incidents.VehicleClock) as soon as it has been heard.
+
+    Reactions: ("return", reason) asks the runtime to fly home along the cleared route: jump the
+    mission to `return_entry()` (then tell `turned_back(seq)`), or fall back to RTL; ("rtl", reason)
+    and ("cancel", reason) for an operator abort. Tell `expect_mode(mode)` before commanding a mode,
+    so that only the modes the autopilot chose itself count as incidents. `outcome()` says what the
+    flight ended as; `incidents(now)` lists the incidents once each.
     """
 
     def __init__(self, spec: FlightSpec, state: VehicleState | None = None, *, seen: Iterable[str] = (),
@@ -157,6 +204,25 @@ class FlightMonitor:
         self.drop_time: datetime | None = None
         self.takeoff_time: datetime | None = None
         self.landed_time: datetime | None = None
+        # incidents, the vehicle's clock, and how the flight ended
+        self.clock = VehicleClock(self.state, self._wall)
+        self._inc = Incidents(spec.incident_merge_s)
+        self._failsafes: set[str] = set()
+        self._expected_modes: set[str] = {"AUTO"}
+        self._mode_seen: str | None = None
+        self._breach_count_seen: int | None = None
+        self._held: list[DeliveryEvent] = []
+        self._gap: tuple[datetime, float | None, float | None, int | None] | None = None  # before the outage
+        self._lost_rx: float | None = None
+        self._link_event = True
+        self._parcel_left = False
+        self.crashed: str | None = None
+        self.turned_back_seq: int | None = None
+        self.end_lat: float | None = None
+        self.end_lon: float | None = None
+        self.end_mode: str | None = None
+        self._land_seq = next((i for i in range(len(m) - 1, 0, -1) if m[i].command in (C.NAV_LAND, C.NAV_RETURN_TO_LAUNCH)),
+                              len(m) - 1)
         self._resume(list(seen))
 
     # -- plan geometry ---------------------------------------------------------------------------
@@ -236,7 +302,11 @@ class FlightMonitor:
     def _wall(self, now: float) -> datetime:
         return self._anchor[1] + timedelta(seconds=now - self._anchor[0])
 
-    def _emit(self, kind: str, now: float, message: str = "", **data: Any) -> DeliveryEvent | None:
+    def vehicle_time(self, now: float) -> datetime:
+        return self.clock.now(now)
+
+    def _emit(self, kind: str, now: float, message: str = "", *, at: datetime | None = None,
+              **data: Any) -> DeliveryEvent | None:
         if kind in _ONE_SHOT:
             if kind in self._once:
                 return None
@@ -244,10 +314,48 @@ class FlightMonitor:
         s = self.state
         data.setdefault("mission_seq", s.mission_seq)
         data["mono"] = now
-        ev = DeliveryEvent(kind=kind, time=self._wall(now), lat=s.lat, lon=s.lon, alt_rel_m=s.alt_rel_m,
+        ev = DeliveryEvent(kind=kind, time=at or self.vehicle_time(now), lat=s.lat, lon=s.lon, alt_rel_m=s.alt_rel_m,
                            message=message, data=data)
-        self.events.append(ev)
+        if self._gap is not None and at is None and self.clock.has_vehicle_time:
+            self._held.append(ev)  # happened during the outage or at its end: dated once the clock is heard
+        else:
+            self.events.append(ev)
         return ev
+
+    def _date_held(self, now: float) -> None:
+        """The vehicle's clock is heard again after an outage: date what was inferred meanwhile.
+
+        Nothing says exactly when, during the outage, a phase changed or a mode switched: such an
+        event gets the bounds of the outage in vehicle time, and as its time the end of the outage
+        or, for what happens at the zone, the moment the vehicle was at the zone if it flew the
+        outage at an even pace (interpolated along last position -> zone -> first position)."""
+        lo, lat0, lon0, _ = self._gap
+        hi = self.vehicle_time(now)
+        s, sp = self.state, self.spec
+        for ev in self._held:
+            t = hi
+            if ev.kind in _ZONE_PHASES and lat0 is not None and s.lat is not None:
+                a = distance_m(lat0, lon0, sp.zone_lat, sp.zone_lon)
+                b = distance_m(sp.zone_lat, sp.zone_lon, s.lat, s.lon)
+                if a + b > 1.0:
+                    t = lo + (hi - lo) * (a / (a + b))
+                    ev.data["time_source"] = "interpolated"
+            ev.data.setdefault("time_source", "end of outage")
+            ev.data["time_bounds"] = [lo.isoformat(), hi.isoformat()]
+            ev.time = t
+            if ev.kind not in _ZONE_PHASES:
+                ev.lat, ev.lon, ev.alt_rel_m = s.lat, s.lon, s.alt_rel_m
+        self.events.extend(sorted(self._held, key=lambda e: e.time))
+        self._held = []
+        self._gap = None
+
+    def flush(self, now: float) -> None:
+        """End of monitoring: anything still held is dated at the last vehicle time heard."""
+        if self._held:
+            for ev in self._held:
+                ev.data.setdefault("time_source", "last heard")
+            self.events.extend(self._held)
+            self._held = []
 
     def take_events(self) -> list[DeliveryEvent]:
         ev, self.events = self.events, []
@@ -282,7 +390,11 @@ class FlightMonitor:
                 self._hb_seen = True
                 if self.link_lost:
                     self.link_lost = False
-                    self._emit("link_restored", now, "heartbeat again")
+                    if self._link_event:
+                        self._emit("link_restored", now, "heartbeat again")
+                self._mode(now)
+        elif t == "GPS_RAW_INT":
+            self._gps(now)
         elif t == "MISSION_ITEM_REACHED":
             self._reached.add(msg.seq)
         elif t == "FENCE_STATUS":
@@ -297,19 +409,141 @@ class FlightMonitor:
             self._text(text.text, now)
         if t in _PHASE_INPUTS:
             self._advance(now)
+        if self._gap is not None and not self.link_lost and (
+                not self.clock.has_vehicle_time or (s.time_boot_rx is not None and s.time_boot_rx > self._lost_rx)):
+            self._link_back(now)
 
     def poll(self, now: float) -> None:
         """Timers: link loss by heartbeat silence."""
         if self._hb_seen and not self.link_lost and not self.state.link_ok(now, self.spec.link_timeout_s):
             self.link_lost = True
-            age = now - (self.state.last_heartbeat or now)
-            self._emit("link_lost", now, f"no heartbeat for {age:.1f} s", heartbeat_age_s=round(age, 1))
+            s = self.state
+            age = now - (s.last_heartbeat or now)
+            last = self.vehicle_time(now)  # the last the vehicle told us: the outage starts there
+            # a link that flickers is one incident: link_lost/link_restored only for its first outage
+            # (or one after a quiet spell), the rest are counted in the incident
+            self._link_event = not self.airborne or self._inc.open("link_loss", last, "no heartbeat", worst=0.0,
+                                                                    unit="s")
+            if self._link_event:
+                self._emit("link_lost", now, f"no heartbeat for {age:.1f} s", at=last, heartbeat_age_s=round(age, 1))
+            self._gap = (last, s.lat, s.lon, s.mission_seq)
+            self._lost_rx = now
+
+    def _link_back(self, now: float) -> None:
+        lo = self._gap[0]
+        hi = self.vehicle_time(now)
+        gap_s = (hi - lo).total_seconds()
+        self._inc.worse("link_loss", gap_s)
+        self._inc.close("link_loss", hi)
+        self._date_held(now)
 
     def abort(self, now: float, reason: str = "operator abort") -> None:
         """Operator abort: the runtime is asked to bring the vehicle home (or not to launch)."""
         if self._emit("aborted", now, reason) is None:
             return
         self.reactions.append(("rtl" if self.airborne else "cancel", reason))
+
+    def expect_mode(self, mode: str) -> None:
+        """The runtime is about to command this mode: it is not an unplanned mode change."""
+        self._expected_modes.add(mode)
+
+    def turning_back(self, seq: int | None) -> None:
+        """The runtime is about to jump the mission to `seq` (from `return_entry`), None if it gave up.
+        Said before the jump: MISSION_CURRENT may show the new item before the command is acknowledged,
+        and the drop it skips must not then be read as a failed drop."""
+        self.turned_back_seq = seq
+
+    def turned_back(self, seq: int, now: float) -> None:
+        """The autopilot accepted the jump: home along the route with the parcel."""
+        self.turned_back_seq = seq
+        self._emit("return_route", now, f"home along the cleared route from mission item {seq}", seq=seq)
+
+    def return_entry(self) -> int | None:
+        """The mission item to jump to (MAV_CMD_DO_SET_MISSION_CURRENT) to fly home along the route.
+
+        The way back is the way out reversed (core.plan: route_back = route_out.reversed()), and the
+        vehicle is on a leg that was cleared: flying back to the waypoint it last passed, and from
+        there along the return leg, keeps it on cleared legs, where RTL's straight line and SmartRTL's
+        simplified path may cut through a zone the route bent round. At the zone it climbs back first
+        (the drop's DO items are skipped by the jump, AP_Mission::set_current_cmd, so the parcel stays
+        aboard); with the winch paying out it winds in first. None: already on the way home (nothing to
+        do), or no such item (then RTL is the fallback).
+        """
+        s, sp, m = self.state, self.spec, self.spec.mission
+        seq = s.mission_seq
+        if seq is None or self.released or seq >= self._return_seq or seq < self._takeoff_seq:
+            return None
+        past_zone = seq > self._zone_seq or self._near(sp.zone_lat, sp.zone_lon) or \
+            self._idx(self.phase) >= self._idx("at_zone")
+        if past_zone:
+            if sp.method == "winch" and (seq >= self._winch_seq or (s.winch_line_m or 0.0) > 0.5):
+                wind_in = next((i for i in range(sp.drop_seq + 1, len(m))
+                                if m[i].command == C.DO_WINCH and m[i].param3 < 0), None)
+                if wind_in is not None:
+                    return wind_in
+            cruise = m[self._zone_seq].alt
+            for i in range(sp.drop_seq + 1, len(m)):
+                if m[i].is_nav and self._near_zone(m[i]) and m[i].alt >= cruise - 1.0 and \
+                        m[i].command == C.NAV_WAYPOINT:
+                    return i  # climb back over the zone
+            return self._next_nav(sp.drop_seq) if sp.method == "payload_place" else self._return_seq
+        prev = next((m[i] for i in range(min(seq, len(m)) - 1, self._takeoff_seq, -1) if self._has_pos(m[i])), None)
+        if prev is None:
+            return self._land_seq  # still on the first leg, hub -> first waypoint: straight back
+        for i in range(self._return_seq, len(m)):
+            it = m[i]
+            if self._has_pos(it) and distance_m(it.lat, it.lon, prev.lat, prev.lon) < 1.0:
+                return i
+        return None
+
+    def homeward(self) -> bool:
+        """Already on the way home along the route (the parcel gone, or the mission on its return leg)."""
+        seq = self.state.mission_seq
+        return self.released or self.turned_back_seq is not None or (seq is not None and seq >= self._return_seq)
+
+    @property
+    def link_lost_since(self) -> float | None:
+        """Monotonic time the current outage was noticed; None while the link is up."""
+        return self._lost_rx if self.link_lost else None
+
+    def incidents(self, now: float) -> list[Incident]:
+        return self._inc.snapshot(self.vehicle_time(now))
+
+    @property
+    def parcel(self) -> str:
+        """Where the parcel is: delivered, misdelivered (left the drone off target), aboard, unknown."""
+        if self.drop_failed:
+            return "misdelivered" if self._parcel_left else "aboard"
+        if self.released:
+            return "delivered"
+        return "aboard" if self.armed_seen else "unknown"
+
+    def end_distance_m(self) -> float | None:
+        s = self.state
+        lat = self.end_lat if self.end_lat is not None else s.lat
+        lon = self.end_lon if self.end_lon is not None else s.lon
+        if lat is None:
+            return None
+        return distance_m(lat, lon, self.spec.hub_lat, self.spec.hub_lon)
+
+    def outcome(self, *, lost: bool = False, aborted: bool | None = None) -> str:
+        """What the flight ended as (events.OUTCOMES); `lost`: the link never came back."""
+        aborted = "aborted" in self._once if aborted is None else aborted
+        if self.crashed:
+            return "crashed"
+        if lost:
+            return "lost"
+        if not self.armed_seen or self.takeoff_time is None:
+            return "aborted" if aborted else "failed"
+        d = self.end_distance_m()
+        if d is not None and d > self.spec.home_radius_m:
+            return "landed_away"
+        parcel = self.parcel
+        if parcel == "misdelivered":
+            return "misdelivered"
+        if parcel == "delivered":
+            return "delivered_with_incidents" if self._inc.by_kind else "delivered"
+        return "aborted" if aborted else "returned_with_parcel"
 
     # -- rules -----------------------------------------------------------------------------------
     def _text(self, text: str, now: float) -> None:
@@ -319,27 +553,88 @@ class FlightMonitor:
             self._pp_touchdown = True
         elif text.startswith(_RELEASE_TEXTS) and self.airborne and self._idx(self.phase) >= self._idx("en_route"):
             self._release(now, text)
-        elif _FENCE_BREACHED.search(text) and not self._breached:
-            self._breached, self._sync_breach = True, True
-            self._emit("fence_breach", now, text)
+        elif _FENCE_BREACHED.search(text):
+            if not self._breached:
+                self._breached, self._sync_breach = True, True
+                self._breach(now, text)
         elif text == "Fence breach cleared":
             self._breached = False
-        elif _BATT_FAILSAFE.match(text) and "low_battery" not in self._once and self.airborne:
+            self._inc.close("fence_breach", self.vehicle_time(now))
+        elif text.startswith(_CRASH_TEXTS) and self.armed_seen:
+            self._crash(now, text)
+        else:
+            self._failsafe_text(text, now)
+        if _BATT_FAILSAFE.match(text) and "low_battery" not in self._once and self.airborne:
             # the autopilot's own battery failsafe (AP_BattMonitor::check_failsafes) acted first; it
-            # carries out BATT_FS_LOW_ACT itself, so there is nothing for the runtime to add
-            self._emit("low_battery", now, f"autopilot battery failsafe: {text}")
+            # carries out BATT_FS_LOW_ACT itself (a mode change, followed like any other)
+            self._low(now, f"autopilot battery failsafe: {text}", None, None)
+
+    def _failsafe_text(self, text: str, now: float) -> None:
+        off = _FAILSAFE_OFF.get(text)
+        t = self.vehicle_time(now)
+        if off is not None:
+            self._failsafes.discard(off)
+            if not self._failsafes:
+                self._inc.close("failsafe", t)
+            return
+        for pattern, name in _FAILSAFE_ON:
+            m = pattern.match(text)
+            if m is None:
+                continue
+            name = name or m.group(1)
+            if not self.armed_seen:
+                return  # on the ground before the flight: pre-arm business, not an incident
+            new = name not in self._failsafes
+            self._failsafes.add(name)
+            opened = self._inc.open("failsafe", t, text, worst=text, detail=name)
+            if new or opened:
+                self._emit("failsafe", now, text, failsafe=name)
+            return
+
+    def _breach(self, now: float, text: str, at: datetime | None = None, **data: Any) -> None:
+        s, sp = self.state, self.spec
+        t = at or self.vehicle_time(now)
+        depth = sp.breach_depth_m(s.lat, s.lon) if sp.breach_depth_m and s.lat is not None else None
+        if self._inc.open("fence_breach", t, text, worst=depth, unit="m" if sp.breach_depth_m else ""):
+            self._emit("fence_breach", now, text, at=at, depth_m=None if depth is None else round(depth, 1), **data)
+
+    def _crash(self, now: float, why: str) -> None:
+        if self.crashed is None:
+            self.crashed = why
+            self._emit("crashed", now, why)
 
     def _fence_status(self, m: Any, now: float) -> None:
+        # breach_count is the autopilot's own tally: breaches that flickered between two of these
+        # 1 Hz reports still count. breach_time is the vehicle's time_boot_ms of the last one.
+        if self._breach_count_seen is None:
+            self._breach_count_seen = m.breach_count  # breaches before this flight (or this process)
+        more = m.breach_count - max(self._breach_count, self._breach_count_seen)
         if self._sync_breach:
             self._sync_breach = False
+            if more > 1:
+                self._inc.add_count("fence_breach", more - 1)
             self._breach_count = max(self._breach_count, m.breach_count)
             self._breached = bool(m.breach_status)
+            if not self._breached:
+                self._inc.close("fence_breach", self.vehicle_time(now))
             return
-        if m.breach_status and (not self._breached or m.breach_count > self._breach_count):
-            self._emit("fence_breach", now, f"fence breach type {m.breach_type}", breach_type=m.breach_type,
-                       breach_count=m.breach_count)
+        if more > 0 or (m.breach_status and not self._breached):
+            at = self.clock.at_boot_ms(m.breach_time) if m.breach_time else None
+            self._breach(now, f"fence breach type {m.breach_type}", at=at, breach_type=m.breach_type,
+                         breach_count=m.breach_count)
+            if more > 1:
+                self._inc.add_count("fence_breach", more - 1)
+        elif m.breach_status:
+            self._breach_depth()
+        if not m.breach_status and self._breached:
+            self._inc.close("fence_breach", self.vehicle_time(now))
         self._breached = bool(m.breach_status)
         self._breach_count = max(self._breach_count, m.breach_count)
+
+    def _breach_depth(self) -> None:
+        s, sp = self.state, self.spec
+        if sp.breach_depth_m and s.lat is not None and self._inc.is_open("fence_breach"):
+            self._inc.worse("fence_breach", sp.breach_depth_m(s.lat, s.lon))
 
     def _gripper_output(self, msg: Any, now: float) -> None:
         sp = self.spec
@@ -358,8 +653,19 @@ class FlightMonitor:
         s = self.state
         self.released = True
         self._release_t = now
-        self.drop_lat, self.drop_lon, self.drop_alt_rel_m, self.drop_time = s.lat, s.lon, s.alt_rel_m, self._wall(now)
         dist = None
+        if self._gap is not None:
+            # seen only when the link came back: where and when it let go is not known
+            self.drop_lat = self.drop_lon = self.drop_alt_rel_m = None
+            ev = self._emit("released", now, text, drop_distance_m=None,
+                            position="unknown: released during a link outage")
+            if ev is not None:
+                ev.lat = ev.lon = ev.alt_rel_m = None
+            if self._idx(self.phase) < self._idx("released"):
+                self.phase = "released"
+            return
+        self.drop_lat, self.drop_lon, self.drop_alt_rel_m = s.lat, s.lon, s.alt_rel_m
+        self.drop_time = self.vehicle_time(now)
         if s.lat is not None:
             dist = round(distance_m(s.lat, s.lon, self.spec.zone_lat, self.spec.zone_lon), 1)
         if self._idx(self.phase) < self._idx("released"):
@@ -381,7 +687,43 @@ class FlightMonitor:
         if self.drop_failed:
             return
         self.drop_failed = True
+        self._parcel_left = data.get("parcel") == "left"
         self._emit("drop_failed", now, reason, **data)
+
+    def _mode(self, now: float) -> None:
+        """Follow HEARTBEAT custom_mode: a mode nobody here asked for, in flight, is an incident."""
+        s = self.state
+        mode = s.mode
+        if mode == self._mode_seen:
+            return
+        before, self._mode_seen = self._mode_seen, mode
+        if not self.airborne or before is None:
+            return
+        t = self.vehicle_time(now)
+        if mode in self._expected_modes:
+            self._inc.close("mode_change", t)
+            return
+        msg = f"mode {before} -> {mode}, not commanded by the ground station"
+        if self._failsafes:
+            msg += f" (after the {', '.join(sorted(self._failsafes))} failsafe)"
+        if self._inc.open("mode_change", t, msg, worst=mode, detail=mode):
+            self._emit("mode_change", now, msg, mode=mode, previous=before)
+        else:
+            self._inc.worse("mode_change", mode)
+
+    def _gps(self, now: float) -> None:
+        s = self.state
+        if not self.airborne or s.gps_fix_type is None:
+            return
+        t = self.vehicle_time(now)
+        if s.gps_fix_type < 3:
+            if self._inc.open("gps_loss", t, f"GPS fix type {s.gps_fix_type}", worst=float(s.gps_fix_type),
+                              unit="fix type", higher_is_worse=False):
+                self._emit("gps_loss", now, f"GPS fix lost (fix type {s.gps_fix_type})", fix_type=s.gps_fix_type)
+            else:
+                self._inc.worse("gps_loss", float(s.gps_fix_type), higher_is_worse=False)
+        else:
+            self._inc.close("gps_loss", t)
 
     def _advance(self, now: float) -> None:
         s, sp = self.state, self.spec
@@ -393,20 +735,24 @@ class FlightMonitor:
                 (s.alt_rel_m is not None and s.alt_rel_m > 1.0)
                 or (s.mode == "AUTO" and seq is not None and seq >= self._takeoff_seq)):
             self.airborne = True
-            self.takeoff_time = self._wall(now)
+            self._mode_seen = s.mode
+            self.takeoff_time = self.vehicle_time(now)
             self._to_phase("taking_off", now)
         if not self.airborne:
             return
         if not s.armed:
-            self.airborne = False
-            self.landed_time = self._wall(now)
-            self._to_phase("landed", now, "disarmed")
+            self._landed(now)
             return
         at = self._idx(self.phase)
         if at < self._idx("returning") and s.mode in _RTL_MODES:
             self._to_phase("returning", now, f"mode {s.mode}")
             return
         if seq is None:
+            return
+        if self.turned_back_seq is not None:
+            # sent home along the route before the drop: the parcel stays aboard, no drop to judge
+            if self._idx(self.phase) < self._idx("returning") and seq >= self.turned_back_seq:
+                self._to_phase("returning", now, f"back along the route from mission item {self.turned_back_seq}")
             return
         if self.phase == "taking_off" and (seq > self._takeoff_seq or self._takeoff_seq in self._reached):
             self._to_phase("en_route", now)
@@ -421,6 +767,23 @@ class FlightMonitor:
         if (self.released or self.drop_failed) and self._idx(self.phase) < self._idx("returning") \
                 and seq >= self._return_seq:
             self._to_phase("returning", now)
+
+    def _landed(self, now: float) -> None:
+        s = self.state
+        self.airborne = False
+        t = self.vehicle_time(now)
+        self.landed_time = t
+        self.end_lat, self.end_lon, self.end_mode = s.lat, s.lon, s.mode
+        tilt = max(abs(s.roll_rad or 0.0), abs(s.pitch_rad or 0.0))
+        if tilt > _CRASH_TILT_RAD:
+            self._crash(now, f"disarmed at {math.degrees(tilt):.0f} degrees of tilt")
+        for kind in list(self._inc.by_kind):
+            self._inc.close(kind, t)
+        where = ""
+        if s.lat is not None:
+            d = distance_m(s.lat, s.lon, self.spec.hub_lat, self.spec.hub_lon)
+            where = f", {d:.0f} m from the hub" if d > self.spec.home_radius_m else ""
+        self._to_phase("landed", now, f"disarmed in {s.mode}{where}")
 
     def _near(self, lat: float, lon: float) -> bool:
         s = self.state
@@ -476,12 +839,26 @@ class FlightMonitor:
         return distance_m(s.lat, s.lon, it.lat, it.lon) + self._rest_m[i]
 
     def _battery(self, now: float) -> None:
-        if not self.airborne or "low_battery" in self._once:
+        if not self.airborne:
             return
         have = self.remaining_wh()
         if have is None:
             return
-        need = self.needed_wh() + self.spec.reserve_wh
+        t = self.vehicle_time(now)
+        self._inc.worse("low_battery", have, higher_is_worse=False)
+        reserve = self.spec.reserve_wh
+        if reserve > 0 and have < reserve:
+            if self._inc.open("reserve_used", t, f"battery below the {reserve:.1f} Wh reserve", worst=have, unit="Wh",
+                              higher_is_worse=False):
+                self._emit("reserve_used", now, f"battery holds {have:.1f} Wh, less than the {reserve:.1f} Wh reserve",
+                           remaining_wh=round(have, 1), reserve_wh=round(reserve, 1))
+            else:
+                self._inc.worse("reserve_used", have, higher_is_worse=False)
+        elif self._inc.is_open("reserve_used") and have > reserve + 1.0:  # a sag under load that recovered
+            self._inc.close("reserve_used", t)
+        if "low_battery" in self._once:
+            return
+        need = self.needed_wh() + reserve
         if have >= need:
             self._low_since = None
             return
@@ -492,24 +869,72 @@ class FlightMonitor:
         if now - self._low_since < 2.0:
             return
         reason = f"battery holds {have:.1f} Wh, the rest of the flight needs {need:.1f} Wh with reserve"
-        self._emit("low_battery", now, reason, remaining_wh=round(have, 1), needed_wh=round(need, 1))
-        if self._idx(self.phase) < self._idx("returning"):
-            self.reactions.append(("rtl", reason))
+        self._low(now, reason, have, need)
+
+    def _low(self, now: float, reason: str, have: float | None, need: float | None) -> None:
+        t = self.vehicle_time(now)
+        self._inc.open("low_battery", t, reason, worst=have, unit="Wh", higher_is_worse=False)
+        self._emit("low_battery", now, reason, remaining_wh=None if have is None else round(have, 1),
+                   needed_wh=None if need is None else round(need, 1))
+        if self._idx(self.phase) < self._idx("returning") and not self.released:
+            # home along the route that was cleared, not the straight line RTL flies (see return_entry)
+            self.reactions.append(("return", reason))
 
     # -- gripper jam -----------------------------------------------------------------------------
-    def _sample(self, now: float) -> None:
+    # A release that leaves the parcel on the hook shows as hover throttle that does not fall. The
+    # comparison only means something if, before and after, the parcel (if aboard) hangs free: a parcel
+    # resting on the ground at the end of a winch line weighs nothing, and counting those samples as
+    # "loaded" made every winch delivery look jammed. Times are the vehicle's own (time_boot_ms): the
+    # settling after the release is physics, and a wall-clock settle meant 30 vehicle seconds at
+    # speed-up 10 (inside the wind-in hover) but 60 at speed-up 20 (after it), so the verdict depended
+    # on the speed-up.
+    _jam_release_at: tuple[int, float] | None = None  # (clock source, time) of the first sample after release
+
+    def _jam_clock(self, now: float) -> tuple[int, float]:
+        """(source, seconds): the vehicle's clock once heard (source = its boot number), else ours (-1)."""
         s = self.state
-        if not self.airborne or s.throttle_pct is None or s.climb_mps is None or abs(s.climb_mps) > 0.3:
+        ms = getattr(s, "time_boot_ms", None)
+        if ms:
+            return (getattr(s, "boots", 0) or 0, ms / 1000.0)
+        return (-1, now)
+
+    def _wound_in_seq(self) -> int:
+        """The nav item current while the winch winds the line back in (the one after the last wind-in)."""
+        m = self.spec.mission
+        last = max((i for i in range(self.spec.drop_seq, len(m)) if m[i].command == C.DO_WINCH and m[i].param3 < 0),
+                   default=None)
+        return self._next_nav(last) if last is not None else self.spec.drop_seq
+
+    def _parcel_hangs_free(self) -> bool:
+        """Would a parcel still on board hang clear of the ground right now?"""
+        s, sp = self.state, self.spec
+        if sp.method != "winch":
+            return True  # held under the body; payload place's touchdown is kept out by phase and settle
+        line, seq = s.winch_line_m, s.mission_seq
+        if line is None or s.alt_rel_m is None:
+            # no WINCH_STATUS: only while the line is surely in, before the lowering and after the wind-in
+            return seq is not None and (seq < self._winch_seq or seq > self._wound_in_seq())
+        return line + sp.jam_hang_margin_m < s.alt_rel_m - sp.zone_ground_rel_m
+
+    def _sample(self, now: float) -> None:
+        s, sp = self.state, self.spec
+        if not self.airborne or s.throttle_pct is None:
+            return
+        clock = self._jam_clock(now)
+        if self.released and (self._jam_release_at is None or self._jam_release_at[0] != clock[0]):
+            self._jam_release_at = clock  # a change of clock (first vehicle time, reboot) restarts the settle
+        if s.climb_mps is None or abs(s.climb_mps) > 0.3 or not self._parcel_hangs_free():
             return
         hover = (s.groundspeed_mps or 0.0) < 1.5
+        sample = (s.throttle_pct, s.airspeed_mps or 0.0)
         if not self.released:
             if self._idx("en_route") <= self._idx(self.phase) <= self._idx("at_zone") or (
-                    self.phase == "lowering" and self.spec.method != "payload_place"):
-                (self._before.hover if hover else self._before.level).append((s.throttle_pct, s.airspeed_mps or 0.0))
+                    self.phase == "lowering" and sp.method != "payload_place"):
+                (self._before.hover if hover else self._before.level).append(sample)
             return
-        if self._jam_decided or self._release_t is None or now - self._release_t < self.spec.jam_settle_s:
+        if self._jam_decided or clock[1] - self._jam_release_at[1] < sp.jam_settle_s:
             return
-        (self._after.hover if hover else self._after.level).append((s.throttle_pct, s.airspeed_mps or 0.0))
+        (self._after.hover if hover else self._after.level).append(sample)
         for bucket, n_before, n_after in (("hover", 3, 5), ("level", 5, 5)):
             b, a = getattr(self._before, bucket), getattr(self._after, bucket)
             if len(b) >= n_before and len(a) >= n_after:
@@ -520,7 +945,7 @@ class FlightMonitor:
                 self._jam_decided = True
                 before = statistics.median(x[0] for x in b)
                 after = statistics.median(x[0] for x in a)
-                if before > 0 and after > before * (1.0 - self.spec.jam_min_drop):
+                if before > 0 and after > before * (1.0 - sp.jam_min_drop):
                     self._fail_drop(now, f"gripper jam suspected: {bucket} throttle {after:.0f}% after the release, "
                                          f"{before:.0f}% before",
                                     throttle_before_pct=round(before, 1), throttle_after_pct=round(after, 1))

@@ -4,6 +4,11 @@ Checked against ArduPilot: GLOBAL_POSITION_INT reads 0,0 until the EKF has an or
 ready to navigate when EKF_STATUS_REPORT has EKF_POS_HORIZ_ABS; STATUSTEXT longer than 50 chars is
 sent in 50-char chunks sharing a non-zero id with chunk_seq 0, 1, ..., the last one shorter than 50
 (possibly empty); texts of 50 chars or less go out once with id 0 (GCS_Common.cpp, send_textv).
+
+Vehicle time: GLOBAL_POSITION_INT, ATTITUDE and SYSTEM_TIME carry time_boot_ms, the autopilot's own
+clock (AP_HAL::millis), so what happened on the vehicle can be dated however late it reaches us.
+SYSTEM_TIME pairs it with time_unix_usec, which is 0 until AP_RTC has a time source (GPS, or the GCS
+with RTC_TYPES); the clock keeps running when the GPS is lost. A reboot starts time_boot_ms again.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class VehicleState:
         "wind_dir_deg", "wind_speed_mps", "wind_speed_z_mps",
         "fence_breach_status", "fence_breach_count", "fence_breach_type", "fence_breach_time",
         "winch_line_m", "winch_speed_mps", "winch_status",
+        "time_boot_ms", "time_boot_rx", "unix_usec", "unix_boot_ms", "boots",
         "texts", "_partial", "messages",
     )
 
@@ -60,6 +66,7 @@ class VehicleState:
         self.sysid, self.compid = sysid, compid
         self.armed = False
         self.messages = 0
+        self.boots = 0
         self.texts: deque[StatusText] = deque(maxlen=50)
         self._partial: dict[int, tuple[int, list[str]]] = {}
 
@@ -82,6 +89,19 @@ class VehicleState:
         if self.sensors_present is None or not self.sensors_present & _PREARM:
             return None
         return bool(self.sensors_health & _PREARM)
+
+    def _boot_ms(self, ms: int, now: float) -> None:
+        """Advance the vehicle clock; a clock that runs back more than a minute is a reboot."""
+        if not ms:
+            return  # not set by this sender
+        last = self.time_boot_ms
+        if last is None or ms >= last:
+            self.time_boot_ms, self.time_boot_rx = ms, now
+        elif last - ms > 60_000:
+            self.boots += 1
+            self.time_boot_ms, self.time_boot_rx = ms, now
+            self.unix_usec = self.unix_boot_ms = None
+        # a little older: a late or reordered message; the clock does not run back
 
     # -- update ----------------------------------------------------------------------------------
     def update(self, msg: Any, now: float) -> StatusText | None:
@@ -111,6 +131,7 @@ class VehicleState:
         return None
 
     def _global_position_int(self, m: Any, now: float) -> None:
+        self._boot_ms(m.time_boot_ms, now)
         if m.lat == 0 and m.lon == 0:
             return None  # no EKF origin yet
         self.lat = m.lat * 1e-7
@@ -122,6 +143,7 @@ class VehicleState:
         return None
 
     def _attitude(self, m: Any, now: float) -> None:
+        self._boot_ms(m.time_boot_ms, now)
         self.roll_rad, self.pitch_rad, self.yaw_rad = m.roll, m.pitch, m.yaw
         return None
 
@@ -195,6 +217,12 @@ class VehicleState:
         self.winch_line_m, self.winch_speed_mps, self.winch_status = m.line_length, m.speed, m.status
         return None
 
+    def _system_time(self, m: Any, now: float) -> None:
+        self._boot_ms(m.time_boot_ms, now)
+        if m.time_unix_usec:
+            self.unix_usec, self.unix_boot_ms = m.time_unix_usec, m.time_boot_ms
+        return None
+
     def _statustext(self, m: Any, now: float) -> StatusText | None:
         piece = m.text
         if isinstance(piece, (bytes, bytearray)):
@@ -246,6 +274,7 @@ _HANDLERS: dict[str, Callable[[VehicleState, Any, float], StatusText | None]] = 
     "FENCE_STATUS": VehicleState._fence_status,
     "WINCH_STATUS": VehicleState._winch_status,
     "STATUSTEXT": VehicleState._statustext,
+    "SYSTEM_TIME": VehicleState._system_time,
 }
 
 __all__ = ["VehicleState", "StatusText"]

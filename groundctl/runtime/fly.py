@@ -20,8 +20,9 @@ from groundctl.protocol import FlightMonitor, FlightSpec, commands
 from groundctl.protocol.energy_log import EnergyLog
 from groundctl.protocol.params import same_value
 from groundctl.runtime.events import DeliveryEvent, DeliveryReport, Progress, utcnow
+from groundctl.protocol.command import Command
 from groundctl.runtime.link import MavLink
-from groundctl.runtime.vehicle import Vehicle
+from groundctl.runtime.vehicle import STREAMS, Vehicle
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ OPTIONAL_PREFIXES = ("SIM_",)
 ENABLED_BY = {"GRIP_": "GRIP_ENABLE", "WINCH_": "WINCH_TYPE"}
 
 EventSink = Callable[[DeliveryEvent], Awaitable[None] | None]
+# SYSTEM_TIME pairs the autopilot's time_boot_ms with its UTC: events are dated in vehicle time
+FLIGHT_STREAMS = {**STREAMS, mavlink.MAVLINK_MSG_ID_SYSTEM_TIME: 1}
 
 
 def _sitl_extras(plan: FlightPlan) -> dict[str, float]:
@@ -47,7 +50,8 @@ class DeliveryFlight:
                  on_event: EventSink | None = None, on_progress: Callable[[Progress], None] | None = None,
                  resume: bool = False, seen_events: Iterable[str] = (), ready_timeout_s: float = 120.0,
                  flight_timeout_s: float | None = None, progress_hz: float = 2.0,
-                 on_stage: Callable[[str], None] | None = None, prediction: Any = None) -> None:
+                 on_stage: Callable[[str], None] | None = None, prediction: Any = None,
+                 lost_timeout_s: float | None = None) -> None:
         self.plan = plan
         # the verdict's EnergyReport (weather and calibration included): what the flight is compared with
         self.prediction = prediction
@@ -61,6 +65,8 @@ class DeliveryFlight:
         self.seen = list(seen_events)
         self.ready_timeout_s = ready_timeout_s
         self.flight_timeout_s = flight_timeout_s or max(600.0, plan.nominal_time_s() * 4 + 300)
+        # silence this long in flight and the vehicle is `lost` (by default: when the flight times out)
+        self.lost_timeout_s = lost_timeout_s or self.flight_timeout_s
         self.progress_hz = progress_hz
         self.events: list[DeliveryEvent] = []
         self.link: MavLink | None = None
@@ -93,7 +99,7 @@ class DeliveryFlight:
             v.listen(self._observe)
             if self.resume:
                 self._stage("resuming: monitoring only")
-                await v.request_streams()
+                await v.request_streams(FLIGHT_STREAMS)
             else:
                 await self._prepare(v)
             return await self._watch(v)
@@ -156,7 +162,7 @@ class DeliveryFlight:
     async def _prepare(self, v: Vehicle) -> None:
         plan = self.plan
         self._stage("requesting telemetry")
-        await v.request_streams()
+        await v.request_streams(FLIGHT_STREAMS)
         self._stage("waiting for the EKF position")
         await v.wait_ready(self.ready_timeout_s)
         self._check_battery(v)
@@ -183,6 +189,7 @@ class DeliveryFlight:
                                    "check GRIP_* parameters and the servo output", field="gripper")
             await asyncio.sleep(0.05)
         self._stage("GUIDED, arming")
+        self.monitor.expect_mode("GUIDED")
         await v.command(commands.set_mode("GUIDED"))
         await self._arm(v)
         self._energy_start_wh = v.state.energy_consumed_wh
@@ -245,7 +252,7 @@ class DeliveryFlight:
             pass  # the ack can be lost as the link closes
         await asyncio.sleep(2.0)
         await v.wait_heartbeat(60.0)
-        await v.request_streams()
+        await v.request_streams(FLIGHT_STREAMS)
         await v.wait_ready(self.ready_timeout_s)
 
     async def _watch(self, v: Vehicle) -> DeliveryReport:
@@ -263,7 +270,9 @@ class DeliveryFlight:
             while not self._abort_request.empty():
                 action = self._abort_request.get_nowait()
                 mon.abort(now, f"operator abort: {action}")
-                await self._react(v, action, "operator abort")
+                mon.take_reactions()  # the operator said what to do: that, not the monitor's generic RTL
+                # an abort comes home the way the route went, like a low battery (RTL if it cannot)
+                await self._react(v, "return" if action == "rtl" else action, "operator abort")
             if now - last_progress >= 1.0 / self.progress_hz:
                 last_progress = now
                 if self.on_progress:
@@ -273,29 +282,53 @@ class DeliveryFlight:
                 if self.on_progress:
                     self.on_progress(self._progress(v))  # the last word: landed, nothing to go
                 break
+            silent = mon.link_lost_since
+            if mon.link_lost and silent is not None and now - silent > self.lost_timeout_s and mon.airborne:
+                return await self._lost(now, f"no heartbeat for {now - silent:.0f} s")
             if now - start > self.flight_timeout_s:
+                if mon.link_lost and mon.airborne:
+                    return await self._lost(now, f"no heartbeat since {now - (silent or now):.0f} s; "
+                                                 f"flight not finished after {self.flight_timeout_s:.0f} s")
                 await self._emit(DeliveryEvent("failed", message=f"flight not finished after {self.flight_timeout_s:.0f} s"))
                 return self._report("failed")
             await asyncio.sleep(0.1)
-        kinds = {e.kind for e in self.events} | set(self.seen)
-        if "aborted" in kinds and "released" not in kinds:
-            return self._report("aborted")
-        if "released" in kinds and "drop_failed" not in kinds:
-            return self._report("delivered")
-        failed = next((e for e in self.events if e.kind == "drop_failed"), None)
-        if failed is not None and failed.data.get("parcel") == "left":
-            return self._report("misdelivered")  # the parcel is out of the drone but not where it belongs
-        return self._report("returned_with_parcel")
+        mon.flush(loop.time())
+        for ev in mon.take_events():
+            await self._emit(ev)
+        return self._report(mon.outcome())
+
+    async def _lost(self, now: float, why: str) -> DeliveryReport:
+        """The link never came back: the vehicle is where it was last heard, as far as anyone here knows."""
+        mon = self.monitor
+        mon.flush(now)
+        for ev in mon.take_events():
+            await self._emit(ev)
+        s = mon.state
+        d = mon.end_distance_m()
+        where = f"last heard at {s.lat:.6f}, {s.lon:.6f}" if s.lat is not None else "never located"
+        if d is not None:
+            where += f", {d:.0f} m from the hub"
+        await self._emit(DeliveryEvent("lost", time=mon.vehicle_time(now), lat=s.lat, lon=s.lon, alt_rel_m=s.alt_rel_m,
+                                       message=f"{why}: {where}",
+                                       data={"distance_from_hub_m": None if d is None else round(d, 1),
+                                             "parcel": mon.parcel}))
+        return self._report(mon.outcome(lost=True))
 
     async def _react(self, v: Vehicle, action: str, reason: str) -> None:
+        if action == "return":
+            if await self._return_by_route(v, reason):
+                return
+            action = "rtl"  # no way back along the route: the autopilot's own return, fence as the last defence
         # RTL flies a straight line to the nearest rally point, which can cross the very no-fly zones
-        # the route bent round (and then breach the fence). SmartRTL retraces the path flown, which was
-        # clear; RTL is the fallback when SmartRTL is refused (no path recorded yet).
+        # the route bent round (and then breach the fence). SmartRTL retraces the path flown, simplified,
+        # and may cut corners; RTL is the fallback when SmartRTL is refused (no path recorded yet).
         modes = {"rtl": ["SMART_RTL", "RTL"], "land": ["LAND"]}.get(action)
         if modes is None:
             log.info("reaction %s (%s): nothing to send", action, reason)
             return
         self._stage(f"{action.upper()}: {reason}")
+        for mode in modes:
+            self.monitor.expect_mode(mode)
         for _ in range(10):  # the link may be down right now (that can be the reason): keep trying
             for mode in modes:
                 try:
@@ -304,6 +337,36 @@ class DeliveryFlight:
                 except CommandError as e:
                     log.warning("%s not accepted: %s", mode, e)
             await asyncio.sleep(1.0)
+
+    async def _return_by_route(self, v: Vehicle, reason: str) -> bool:
+        """Jump the running mission to its return leg (MAV_CMD_DO_SET_MISSION_CURRENT): home along the
+        legs that were cleared of no-fly zones. GCS_Common.cpp handle_command_do_set_mission_current ->
+        AP_Mission::set_current_cmd: in a running mission the jump is immediate and the DO items in
+        between (the drop) are skipped; outside AUTO the mission waits at that item, and AUTO resumes
+        it there (MIS_RESTART 0). False: no such item, or the autopilot refused: fall back to RTL."""
+        mon = self.monitor
+        if mon.homeward():
+            self._stage(f"low battery: already on the way home along the route ({reason})")
+            return True
+        seq = mon.return_entry()
+        if seq is None:
+            return False
+        jump = Command(mavlink.MAV_CMD_DO_SET_MISSION_CURRENT, (float(seq), 0, 0, 0, 0, 0, 0))
+        self._stage(f"RETURN along the route from mission item {seq}: {reason}")
+        mon.turning_back(seq)
+        for _ in range(5):
+            try:
+                await v.command(jump, tries=3)
+                if v.state.mode != "AUTO":
+                    mon.expect_mode("AUTO")
+                    await v.command(commands.set_mode("AUTO"), tries=3)
+                mon.turned_back(seq, asyncio.get_running_loop().time())
+                return True
+            except CommandError as e:
+                log.warning("mission jump to %d not accepted: %s", seq, e)
+                await asyncio.sleep(1.0)
+        mon.turning_back(None)
+        return False
 
     async def _emit(self, ev: DeliveryEvent) -> None:
         if self.vehicle is not None and ev.lat is None and self.vehicle.state.has_position:
@@ -364,7 +427,19 @@ class DeliveryFlight:
         take = next((e for e in self.events if e.kind == "taking_off"), None)
         land = next((e for e in self.events if e.kind == "landed"), None)
         r = DeliveryReport(outcome=outcome, events=list(self.events))
-        if rel is not None:
+        mon = self.monitor
+        if mon is not None:
+            r.parcel = mon.parcel
+            now = asyncio.get_running_loop().time()
+            r.incidents = mon.incidents(now)
+            s = mon.state
+            r.end_lat = mon.end_lat if mon.end_lat is not None else (s.lat if mon.armed_seen else None)
+            r.end_lon = mon.end_lon if mon.end_lon is not None else (s.lon if mon.armed_seen else None)
+            r.end_mode = mon.end_mode or (s.mode if mon.armed_seen else None)
+            d = mon.end_distance_m() if r.end_lat is not None else None
+            r.end_distance_from_hub_m = None if d is None else round(d, 1)
+        # a drop position is a claim that the parcel left the drone there: only for one that did
+        if rel is not None and r.parcel in ("delivered", "misdelivered"):
             r.drop_lat, r.drop_lon, r.drop_time = rel.lat, rel.lon, rel.time
             if rel.lat is not None:
                 r.drop_distance_m = round(geodesic_distance_m(rel.lon, rel.lat, self.plan.zone.lon, self.plan.zone.lat), 2)

@@ -32,6 +32,10 @@ def test_delivery_with_each_drop_method(make_plan, method):
     seen = []
     r = fly(plan, on_progress=seen.append)
     assert r.outcome == "delivered", kinds(r)
+    assert r.incidents == [] and r.parcel == "delivered", r.incidents
+    assert r.end_distance_from_hub_m is not None and r.end_distance_from_hub_m < 25
+    # vehicle time: takeoff to landing as the simulator counted it, not the 20x shorter wall time
+    assert r.flight_time_s > 120, r.flight_time_s
     k = kinds(r)
     # phases in flight order, each once
     order = ["uploaded", "armed", "taking_off", "en_route", "at_zone", "lowering", "released", "returning", "landed"]
@@ -58,8 +62,19 @@ def test_link_cut_mid_flight(make_plan):
     k = kinds(r)
     assert "link_lost" in k and "link_restored" in k, k
     assert k.index("link_lost") < k.index("link_restored")
-    # the autopilot flies on by itself: the parcel still gets delivered and the drone home
-    assert r.outcome == "delivered", k
+    # the autopilot flies on by itself: the parcel still gets delivered and the drone home, but a
+    # delivery that lost its link is not a clean one
+    assert r.outcome == "delivered_with_incidents", k
+    (inc,) = [i for i in r.incidents if i.kind == "link_loss"]
+    assert inc.count == 1 and not inc.open
+    # dated in vehicle time: the outage lasted 200 s on the vehicle (10 s on the wall clock here)
+    lost = next(e for e in r.events if e.kind == "link_lost")
+    back = next(e for e in r.events if e.kind == "link_restored")
+    gap = (back.time - lost.time).total_seconds()
+    assert 190 < gap < 215 and 190 < inc.duration_s < 215, (gap, inc)
+    # what happened meanwhile is dated inside the outage, not when the link came back
+    during = [e for e in r.events if e.data.get("time_bounds")]
+    assert all(lost.time <= e.time <= back.time for e in during), [(e.kind, e.time) for e in during]
 
 
 def test_gripper_jam_is_a_failed_drop(make_plan):

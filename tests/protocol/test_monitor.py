@@ -285,12 +285,14 @@ def test_fence_breach_status_and_text_once_per_breach():
     assert s.kinds()[-1] == "returning"
     s.text("Fence breach cleared")
     s.feed(v(M.MAVLink_fence_status_message(0, 1, 0, 1000)))
-    s.feed(v(M.MAVLink_fence_status_message(1, 2, 1, 2000)))  # a second breach: max alt
-    assert s.kinds().count("fence_breach") == 2
-    assert m.events[-1].data["breach_count"] == 2
+    s.feed(v(M.MAVLink_fence_status_message(1, 2, 1, 2000)))  # a second breach, seconds later
+    # the same incident, counted again: one event, not one per flicker (issue 8: 88 events)
+    assert s.kinds().count("fence_breach") == 1
+    (inc,) = [i for i in m.incidents(s.t) if i.kind == "fence_breach"]
+    assert inc.count == 2 and inc.open
 
 
-def test_low_battery_asks_for_rtl_once():
+def test_low_battery_asks_to_return_once():
     # 0.1 Wh per metre: the ~1.6 km flight needs ~160 Wh, reserve 40 Wh, battery 400 Wh
     m = FlightMonitor(spec(payload_place_mission(), 4, "payload_place", wh_per_m=0.1, reserve_wh=40))
     s = Script(m)
@@ -304,7 +306,7 @@ def test_low_battery_asks_for_rtl_once():
     s.step(3, battery=40)
     assert s.kinds().count("low_battery") == 1
     (reaction,) = m.take_reactions()
-    assert reaction[0] == "rtl" and "Wh" in reaction[1]
+    assert reaction[0] == "return" and "Wh" in reaction[1]
     s.step(5, battery=30)
     assert s.kinds().count("low_battery") == 1 and m.take_reactions() == []
 
@@ -334,6 +336,13 @@ def test_link_lost_and_restored_each_occurrence():
     assert s.kinds().count("link_lost") == 1
     s.step(1, heartbeat=True)
     assert s.kinds()[-1] == "link_restored"
+    s.step(6, heartbeat=False)
+    s.step(2, heartbeat=True)
+    # a second outage within a minute: the same link-loss incident, counted, not a second pair of events
+    assert s.kinds().count("link_lost") == 1 and s.kinds().count("link_restored") == 1
+    (inc,) = [i for i in m.incidents(s.t) if i.kind == "link_loss"]
+    assert inc.count == 2 and not inc.open and inc.duration_s >= 4
+    s.step(70)
     s.step(6, heartbeat=False)
     s.step(2, heartbeat=True)
     assert s.kinds().count("link_lost") == 2 and s.kinds().count("link_restored") == 2
