@@ -15,19 +15,7 @@ What ArduPilot really sends during a delivery, checked in its source:
   breach cleared" (ArduCopter/fence.cpp), besides FENCE_STATUS.
 - the final NAV_LAND never produces MISSION_ITEM_REACHED: the flight ends at disarm.
 
-The autopilot's own failsafes, as ArduCopter announces them (severity WARNING/CRITICAL):
-- ArduCopter/events.cpp announce_failsafe: "<Radio|GCS|Battery|Radio + Battery|GCS + Battery> Failsafe"
-  or "... Failsafe - <action>"; cleared: "Radio Failsafe Cleared", "GCS Failsafe Cleared". GPS:
-  "GPS Glitch or Compass error" / "Glitch cleared"; "Dead Reckoning started|stopped|timeout";
-  "Failsafe: Terrain data missing". The action is a mode change (set_mode_RTL_or_land_with_pause,
-  set_mode_SmartRTL_or_RTL, ...), seen as HEARTBEAT custom_mode.
-- ArduCopter/ekf_check.cpp: "EKF variance", then failsafe_ekf_event: "EKF Failsafe" (no action) or
-  "EKF Failsafe: changed to <mode> Mode" after set_mode_land_with_pause (LAND, FS_EKF_ACTION 1) or
-  ALT_HOLD; "EKF Failsafe Cleared". A GPS lost in flight ends here: LAND where the vehicle is.
-- AP_BattMonitor.cpp check_failsafes: "Battery <n> is <low|critical> <V>V used <mAh> mAh", then
-  BATT_FS_LOW_ACT / BATT_FS_CRT_ACT through handle_battery_failsafe ("Battery Failsafe").
-- ArduCopter/crash_check.cpp: "Crash: Disarming: AngErr=...", "Potential Thrust Loss (<motor>)".
-- a mode the runtime did not ask for, while airborne, is an incident whatever caused it.
+Failsafes, mode changes, fence, link and battery incidents: see faults.py; outcomes: outcome.py.
 """
 
 from __future__ import annotations
@@ -43,7 +31,9 @@ from typing import Any, Callable, Iterable
 from groundctl.core import mavcmd as C
 from groundctl.core.mission import MissionItem
 from groundctl.protocol.events import PHASES, DeliveryEvent, Incident
+from groundctl.protocol.faults import FaultRules
 from groundctl.protocol.incidents import Incidents, VehicleClock
+from groundctl.protocol.outcome import OutcomeRules, distance_m
 from groundctl.protocol.telemetry import StatusText, VehicleState
 
 # LAND is not here: a LAND failsafe comes down where it is, it does not return
@@ -54,19 +44,6 @@ _PP_FAIL = ("PayloadPlace: Reached maximum descent", "PayloadPlace: Abort",
 _RELEASE_TEXTS = ("PayloadPlace: Releasing the gripper", "PayloadPlace: Manual release",
                   "Gripper load releasing", "Gripper load released")
 _BATT_FAILSAFE = re.compile(r"Battery \d+ is (low|critical)")
-# (pattern, failsafe name); a name's failsafe stays on until its clearing text or the landing
-_FAILSAFE_ON = (
-    (re.compile(r"EKF (Failsafe$|Failsafe: changed to|variance)"), "EKF"),
-    (re.compile(r"GPS Glitch or Compass error"), "GPS glitch"),
-    (re.compile(r"Dead Reckoning (started|timeout)"), "dead reckoning"),
-    (re.compile(r"(Radio|GCS)( \+ Battery)? Failsafe(?! Cleared)"), None),  # name from the text
-    (re.compile(r"Battery( \d+ is (low|critical)| Failsafe)"), "battery"),
-    (re.compile(r"Failsafe: Terrain data missing"), "terrain"),
-    (re.compile(r"Potential Thrust Loss"), "thrust loss"),
-    (re.compile(r"Vibration compensation ON"), "vibration"),
-)
-_FAILSAFE_OFF = {"EKF Failsafe Cleared": "EKF", "Glitch cleared": "GPS glitch", "Dead Reckoning stopped": "dead reckoning",
-                 "Radio Failsafe Cleared": "Radio", "GCS Failsafe Cleared": "GCS", "Vibration compensation OFF": "vibration"}
 _CRASH_TEXTS = ("Crash: ", "Parachute: Released")
 _CRASH_TILT_RAD = 1.0  # disarmed lying at ~60 degrees or more: on its side, not on its legs
 _ONE_SHOT = set(PHASES) | {"armed", "drop_failed", "low_battery", "aborted", "rtl", "crashed", "return_route"}
@@ -76,14 +53,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # messages that can move the phase; ATTITUDE, VFR_HUD and the like cannot, and they are most of the traffic
 _PHASE_INPUTS = frozenset({"HEARTBEAT", "GLOBAL_POSITION_INT", "MISSION_CURRENT", "MISSION_ITEM_REACHED",
                            "STATUSTEXT", "WINCH_STATUS", "ATTITUDE"})
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Haversine on a sphere: good to 0.5 % and cheap enough to run on every position update."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 12_742_000.0 * math.asin(min(1.0, math.sqrt(a)))
 
 
 @dataclass
@@ -144,7 +113,7 @@ class _Samples:
     level: deque = field(default_factory=lambda: deque(maxlen=40))
 
 
-class FlightMonitor:
+class FlightMonitor(FaultRules, OutcomeRules):
     """Turn what the vehicle says into DeliveryEvents, at most one per occurrence.
 
     Feed it every message: `feed(msg, now)` updates `state` and observes; if the runtime updates a
@@ -429,14 +398,6 @@ class FlightMonitor:
             self._gap = (last, s.lat, s.lon, s.mission_seq)
             self._lost_rx = now
 
-    def _link_back(self, now: float) -> None:
-        lo = self._gap[0]
-        hi = self.vehicle_time(now)
-        gap_s = (hi - lo).total_seconds()
-        self._inc.worse("link_loss", gap_s)
-        self._inc.close("link_loss", hi)
-        self._date_held(now)
-
     def abort(self, now: float, reason: str = "operator abort") -> None:
         """Operator abort: the runtime is asked to bring the vehicle home (or not to launch)."""
         if self._emit("aborted", now, reason) is None:
@@ -458,49 +419,6 @@ class FlightMonitor:
         self.turned_back_seq = seq
         self._emit("return_route", now, f"home along the cleared route from mission item {seq}", seq=seq)
 
-    def return_entry(self) -> int | None:
-        """The mission item to jump to (MAV_CMD_DO_SET_MISSION_CURRENT) to fly home along the route.
-
-        The way back is the way out reversed (core.plan: route_back = route_out.reversed()), and the
-        vehicle is on a leg that was cleared: flying back to the waypoint it last passed, and from
-        there along the return leg, keeps it on cleared legs, where RTL's straight line and SmartRTL's
-        simplified path may cut through a zone the route bent round. At the zone it climbs back first
-        (the drop's DO items are skipped by the jump, AP_Mission::set_current_cmd, so the parcel stays
-        aboard); with the winch paying out it winds in first. None: already on the way home (nothing to
-        do), or no such item (then RTL is the fallback).
-        """
-        s, sp, m = self.state, self.spec, self.spec.mission
-        seq = s.mission_seq
-        if seq is None or self.released or seq >= self._return_seq or seq < self._takeoff_seq:
-            return None
-        past_zone = seq > self._zone_seq or self._near(sp.zone_lat, sp.zone_lon) or \
-            self._idx(self.phase) >= self._idx("at_zone")
-        if past_zone:
-            if sp.method == "winch" and (seq >= self._winch_seq or (s.winch_line_m or 0.0) > 0.5):
-                wind_in = next((i for i in range(sp.drop_seq + 1, len(m))
-                                if m[i].command == C.DO_WINCH and m[i].param3 < 0), None)
-                if wind_in is not None:
-                    return wind_in
-            cruise = m[self._zone_seq].alt
-            for i in range(sp.drop_seq + 1, len(m)):
-                if m[i].is_nav and self._near_zone(m[i]) and m[i].alt >= cruise - 1.0 and \
-                        m[i].command == C.NAV_WAYPOINT:
-                    return i  # climb back over the zone
-            return self._next_nav(sp.drop_seq) if sp.method == "payload_place" else self._return_seq
-        prev = next((m[i] for i in range(min(seq, len(m)) - 1, self._takeoff_seq, -1) if self._has_pos(m[i])), None)
-        if prev is None:
-            return self._land_seq  # still on the first leg, hub -> first waypoint: straight back
-        for i in range(self._return_seq, len(m)):
-            it = m[i]
-            if self._has_pos(it) and distance_m(it.lat, it.lon, prev.lat, prev.lon) < 1.0:
-                return i
-        return None
-
-    def homeward(self) -> bool:
-        """Already on the way home along the route (the parcel gone, or the mission on its return leg)."""
-        seq = self.state.mission_seq
-        return self.released or self.turned_back_seq is not None or (seq is not None and seq >= self._return_seq)
-
     @property
     def link_lost_since(self) -> float | None:
         """Monotonic time the current outage was noticed; None while the link is up."""
@@ -508,42 +426,6 @@ class FlightMonitor:
 
     def incidents(self, now: float) -> list[Incident]:
         return self._inc.snapshot(self.vehicle_time(now))
-
-    @property
-    def parcel(self) -> str:
-        """Where the parcel is: delivered, misdelivered (left the drone off target), aboard, unknown."""
-        if self.drop_failed:
-            return "misdelivered" if self._parcel_left else "aboard"
-        if self.released:
-            return "delivered"
-        return "aboard" if self.armed_seen else "unknown"
-
-    def end_distance_m(self) -> float | None:
-        s = self.state
-        lat = self.end_lat if self.end_lat is not None else s.lat
-        lon = self.end_lon if self.end_lon is not None else s.lon
-        if lat is None:
-            return None
-        return distance_m(lat, lon, self.spec.hub_lat, self.spec.hub_lon)
-
-    def outcome(self, *, lost: bool = False, aborted: bool | None = None) -> str:
-        """What the flight ended as (events.OUTCOMES); `lost`: the link never came back."""
-        aborted = "aborted" in self._once if aborted is None else aborted
-        if self.crashed:
-            return "crashed"
-        if lost:
-            return "lost"
-        if not self.armed_seen or self.takeoff_time is None:
-            return "aborted" if aborted else "failed"
-        d = self.end_distance_m()
-        if d is not None and d > self.spec.home_radius_m:
-            return "landed_away"
-        parcel = self.parcel
-        if parcel == "misdelivered":
-            return "misdelivered"
-        if parcel == "delivered":
-            return "delivered_with_incidents" if self._inc.by_kind else "delivered"
-        return "aborted" if aborted else "returned_with_parcel"
 
     # -- rules -----------------------------------------------------------------------------------
     def _text(self, text: str, now: float) -> None:
@@ -568,73 +450,6 @@ class FlightMonitor:
             # the autopilot's own battery failsafe (AP_BattMonitor::check_failsafes) acted first; it
             # carries out BATT_FS_LOW_ACT itself (a mode change, followed like any other)
             self._low(now, f"autopilot battery failsafe: {text}", None, None)
-
-    def _failsafe_text(self, text: str, now: float) -> None:
-        off = _FAILSAFE_OFF.get(text)
-        t = self.vehicle_time(now)
-        if off is not None:
-            self._failsafes.discard(off)
-            if not self._failsafes:
-                self._inc.close("failsafe", t)
-            return
-        for pattern, name in _FAILSAFE_ON:
-            m = pattern.match(text)
-            if m is None:
-                continue
-            name = name or m.group(1)
-            if not self.armed_seen:
-                return  # on the ground before the flight: pre-arm business, not an incident
-            new = name not in self._failsafes
-            self._failsafes.add(name)
-            opened = self._inc.open("failsafe", t, text, worst=text, detail=name)
-            if new or opened:
-                self._emit("failsafe", now, text, failsafe=name)
-            return
-
-    def _breach(self, now: float, text: str, at: datetime | None = None, **data: Any) -> None:
-        s, sp = self.state, self.spec
-        t = at or self.vehicle_time(now)
-        depth = sp.breach_depth_m(s.lat, s.lon) if sp.breach_depth_m and s.lat is not None else None
-        if self._inc.open("fence_breach", t, text, worst=depth, unit="m" if sp.breach_depth_m else ""):
-            self._emit("fence_breach", now, text, at=at, depth_m=None if depth is None else round(depth, 1), **data)
-
-    def _crash(self, now: float, why: str) -> None:
-        if self.crashed is None:
-            self.crashed = why
-            self._emit("crashed", now, why)
-
-    def _fence_status(self, m: Any, now: float) -> None:
-        # breach_count is the autopilot's own tally: breaches that flickered between two of these
-        # 1 Hz reports still count. breach_time is the vehicle's time_boot_ms of the last one.
-        if self._breach_count_seen is None:
-            self._breach_count_seen = m.breach_count  # breaches before this flight (or this process)
-        more = m.breach_count - max(self._breach_count, self._breach_count_seen)
-        if self._sync_breach:
-            self._sync_breach = False
-            if more > 1:
-                self._inc.add_count("fence_breach", more - 1)
-            self._breach_count = max(self._breach_count, m.breach_count)
-            self._breached = bool(m.breach_status)
-            if not self._breached:
-                self._inc.close("fence_breach", self.vehicle_time(now))
-            return
-        if more > 0 or (m.breach_status and not self._breached):
-            at = self.clock.at_boot_ms(m.breach_time) if m.breach_time else None
-            self._breach(now, f"fence breach type {m.breach_type}", at=at, breach_type=m.breach_type,
-                         breach_count=m.breach_count)
-            if more > 1:
-                self._inc.add_count("fence_breach", more - 1)
-        elif m.breach_status:
-            self._breach_depth()
-        if not m.breach_status and self._breached:
-            self._inc.close("fence_breach", self.vehicle_time(now))
-        self._breached = bool(m.breach_status)
-        self._breach_count = max(self._breach_count, m.breach_count)
-
-    def _breach_depth(self) -> None:
-        s, sp = self.state, self.spec
-        if sp.breach_depth_m and s.lat is not None and self._inc.is_open("fence_breach"):
-            self._inc.worse("fence_breach", sp.breach_depth_m(s.lat, s.lon))
 
     def _gripper_output(self, msg: Any, now: float) -> None:
         sp = self.spec
@@ -689,41 +504,6 @@ class FlightMonitor:
         self.drop_failed = True
         self._parcel_left = data.get("parcel") == "left"
         self._emit("drop_failed", now, reason, **data)
-
-    def _mode(self, now: float) -> None:
-        """Follow HEARTBEAT custom_mode: a mode nobody here asked for, in flight, is an incident."""
-        s = self.state
-        mode = s.mode
-        if mode == self._mode_seen:
-            return
-        before, self._mode_seen = self._mode_seen, mode
-        if not self.airborne or before is None:
-            return
-        t = self.vehicle_time(now)
-        if mode in self._expected_modes:
-            self._inc.close("mode_change", t)
-            return
-        msg = f"mode {before} -> {mode}, not commanded by the ground station"
-        if self._failsafes:
-            msg += f" (after the {', '.join(sorted(self._failsafes))} failsafe)"
-        if self._inc.open("mode_change", t, msg, worst=mode, detail=mode):
-            self._emit("mode_change", now, msg, mode=mode, previous=before)
-        else:
-            self._inc.worse("mode_change", mode)
-
-    def _gps(self, now: float) -> None:
-        s = self.state
-        if not self.airborne or s.gps_fix_type is None:
-            return
-        t = self.vehicle_time(now)
-        if s.gps_fix_type < 3:
-            if self._inc.open("gps_loss", t, f"GPS fix type {s.gps_fix_type}", worst=float(s.gps_fix_type),
-                              unit="fix type", higher_is_worse=False):
-                self._emit("gps_loss", now, f"GPS fix lost (fix type {s.gps_fix_type})", fix_type=s.gps_fix_type)
-            else:
-                self._inc.worse("gps_loss", float(s.gps_fix_type), higher_is_worse=False)
-        else:
-            self._inc.close("gps_loss", t)
 
     def _advance(self, now: float) -> None:
         s, sp = self.state, self.spec
@@ -837,48 +617,6 @@ class FlightMonitor:
             return distance_m(s.lat, s.lon, sp.hub_lat, sp.hub_lon)
         i, it = nxt
         return distance_m(s.lat, s.lon, it.lat, it.lon) + self._rest_m[i]
-
-    def _battery(self, now: float) -> None:
-        if not self.airborne:
-            return
-        have = self.remaining_wh()
-        if have is None:
-            return
-        t = self.vehicle_time(now)
-        self._inc.worse("low_battery", have, higher_is_worse=False)
-        reserve = self.spec.reserve_wh
-        if reserve > 0 and have < reserve:
-            if self._inc.open("reserve_used", t, f"battery below the {reserve:.1f} Wh reserve", worst=have, unit="Wh",
-                              higher_is_worse=False):
-                self._emit("reserve_used", now, f"battery holds {have:.1f} Wh, less than the {reserve:.1f} Wh reserve",
-                           remaining_wh=round(have, 1), reserve_wh=round(reserve, 1))
-            else:
-                self._inc.worse("reserve_used", have, higher_is_worse=False)
-        elif self._inc.is_open("reserve_used") and have > reserve + 1.0:  # a sag under load that recovered
-            self._inc.close("reserve_used", t)
-        if "low_battery" in self._once:
-            return
-        need = self.needed_wh() + reserve
-        if have >= need:
-            self._low_since = None
-            return
-        # one low reading can be a sag under load: it must last
-        if self._low_since is None:
-            self._low_since = now
-            return
-        if now - self._low_since < 2.0:
-            return
-        reason = f"battery holds {have:.1f} Wh, the rest of the flight needs {need:.1f} Wh with reserve"
-        self._low(now, reason, have, need)
-
-    def _low(self, now: float, reason: str, have: float | None, need: float | None) -> None:
-        t = self.vehicle_time(now)
-        self._inc.open("low_battery", t, reason, worst=have, unit="Wh", higher_is_worse=False)
-        self._emit("low_battery", now, reason, remaining_wh=None if have is None else round(have, 1),
-                   needed_wh=None if need is None else round(need, 1))
-        if self._idx(self.phase) < self._idx("returning") and not self.released:
-            # home along the route that was cleared, not the straight line RTL flies (see return_entry)
-            self.reactions.append(("return", reason))
 
     # -- gripper jam -----------------------------------------------------------------------------
     # A release that leaves the parcel on the hook shows as hover throttle that does not fall. The
