@@ -27,6 +27,47 @@ def _floats(s: str, n: int) -> tuple[float, ...]:
     return tuple(parts)
 
 
+def _number(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{s!r} is not a finite number")
+    return v
+
+
+def _positive(s: str) -> float:
+    v = _number(s)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {s}")
+    return v
+
+
+def _rotor_count(s: str) -> int:
+    try:
+        n = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+    if not 3 <= n <= 16:
+        raise argparse.ArgumentTypeError(f"must be between 3 and 16, got {n}")
+    return n
+
+
+def _temperature(s: str) -> float:
+    v = _number(s)
+    if not -60 <= v <= 60:
+        raise argparse.ArgumentTypeError(f"must be between -60 and 60 degC, got {s}")
+    return v
+
+
+def _efficiency(s: str) -> float:
+    v = _number(s)
+    if not 0.1 <= v <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 2.0, got {s}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
     p.add_argument("--home", default=DEFAULT_HOME, type=lambda s: _floats(s, 4),
@@ -43,9 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wind-mps", type=float, default=0.0)
     p.add_argument("--wind-dir-deg", type=float, default=0.0, help="direction the wind comes FROM")
     p.add_argument("--payload-kg", type=float, default=0.0, help="mass of the parcel once grabbed")
-    p.add_argument("--battery-wh", type=float, default=100.0)
+    p.add_argument("--battery-wh", type=_positive, default=100.0)
     p.add_argument("--battery-pct", type=float, default=100.0, help="charge at start")
-    p.add_argument("--mass-kg", type=float, default=3.0, help="airframe empty mass")
+    p.add_argument("--mass-kg", type=_positive, default=3.0,
+                   help="airframe empty mass, battery included (kg)")
+    p.add_argument("--rotors", type=_rotor_count, default=4, help="number of rotors")
+    p.add_argument("--rotor-diameter-m", type=_positive, default=0.46, help="rotor diameter (m)")
+    p.add_argument("--drag-area-m2", type=_positive, default=0.07,
+                   help="body drag area Cd x A (m^2)")
+    p.add_argument("--temp-c", type=_temperature, default=None,
+                   help="ambient temperature at home (degC; default: ISA for the home altitude)")
+    p.add_argument("--efficiency", type=_efficiency, default=1.0,
+                   help="multiplier on the power chain's efficiency: 0.8 draws 1/0.8 the power")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--loss", type=float, default=0.0, help="drop each packet with this probability")
     p.add_argument("--cut-after-takeoff", type=float, default=None, metavar="S",
@@ -102,7 +152,10 @@ def main(argv=None) -> int:
         opts = Options(home=(lat, lon + dlon, alt, hdg), speedup=args.speedup,
                        wind_mps=args.wind_mps, wind_dir_deg=args.wind_dir_deg,
                        payload_kg=args.payload_kg, battery_wh=args.battery_wh,
-                       battery_pct=args.battery_pct, mass_kg=args.mass_kg, seed=args.seed,
+                       battery_pct=args.battery_pct, mass_kg=args.mass_kg,
+                       rotors=args.rotors, rotor_diameter_m=args.rotor_diameter_m,
+                       drag_area_m2=args.drag_area_m2, temp_c=args.temp_c,
+                       efficiency=args.efficiency, seed=args.seed,
                        loss=args.loss, cut_after_takeoff=args.cut_after_takeoff,
                        cut_for=args.cut_for, gripper_jam=args.gripper_jam,
                        obstacles=list(args.obstacle), no_ekf_s=args.no_ekf_s)

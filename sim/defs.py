@@ -23,4 +23,3 @@ FENCE_NAMES = ["Max Alt", "Circle", "Polygon", "Min Alt"]
 MISSION_STOPPED, MISSION_RUNNING, MISSION_COMPLETE = 0, 1, 2
 
 PARCEL_HANG_M = 0.3       # parcel bottom below the skids when held in the gripper
-AVIONICS_W = 6.0

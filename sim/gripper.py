@@ -8,6 +8,7 @@ from . import geo
 from .defs import PARCEL_HANG_M
 
 M = mavlink
+PARCEL_REACH_M = 0.25
 
 
 class Gripper:
@@ -60,7 +61,10 @@ class Gripper:
 
     def _parcel_reachable(self) -> bool:
         if self.parcel_pos is None:
-            return self.land_complete  # loaded on the ground before the flight
+            # loaded on the ground before the flight: the closing jaws still catch it while the
+            # airframe has not yet risen more than a hand's breadth off it (a takeoff started
+            # inside the 0.5 s actuation time)
+            return self.h - self.ground_h(self.n, self.e) <= PARCEL_REACH_M
         pn, pe, ph = self.parcel_pos
         return geo.dist(self.n, self.e, pn, pe) < 1.0 and abs(self.parcel_bottom() - ph) < 0.5
 

@@ -1,20 +1,16 @@
 """Multicopter flight model: a kinematic position controller, ground and parcel
 contact, the land detector, thrust and attitude from the forces, and the power
-drawn from the battery."""
+drawn from the battery (sim/power.py: blade-element momentum theory)."""
 
 from __future__ import annotations
 
 import math
 
 from . import geo
-from .defs import AVIONICS_W, G, LAND, PARCEL_HANG_M, RTL, SMART_RTL
+from .defs import G, LAND, PARCEL_HANG_M, RTL, SMART_RTL
+from .power import electrical_power_w
 
-RHO = 1.225
 AIRSPEED_MAX = 22.0       # what the airframe can hold against wind
-CDA = 0.06                # drag area, m^2
-DISK_AREA = 0.5           # total rotor disk area, m^2
-FIGURE_OF_MERIT = 0.7
-ELEC_EFF = 0.85
 
 
 class Physics:
@@ -22,7 +18,7 @@ class Physics:
 
     def physics(self, dt: float) -> None:
         p = self.params
-        airframe = self.opts.mass_kg
+        airframe = self.airframe.mass_kg
         carried = self.opts.payload_kg if self.parcel_attached else 0.0
         gh = self.ground_h(self.n, self.e)
         # may the motors produce lift at all?
@@ -111,7 +107,7 @@ class Physics:
         mass_lifted = airframe + (0.0 if parcel_supported else carried)
         air_n, air_e = self.vn - wind_n, self.ve - wind_e
         va = math.hypot(air_n, air_e)
-        drag = 0.5 * RHO * CDA * va * va
+        drag = 0.5 * self.rho * self.airframe.drag_area_m2 * va * va
         fn = mass_lifted * dvn / dt + (drag * air_n / va if va > 0.01 else 0.0)
         fe = mass_lifted * dve / dt + (drag * air_e / va if va > 0.01 else 0.0)
         fz = mass_lifted * (G + max(-0.8 * G, min(2.0 * G, dvu / dt)))
@@ -140,14 +136,27 @@ class Physics:
         else:
             self.pitch = self.roll = 0.0
         if self.armed:
-            induced = thrust_n ** 1.5 / math.sqrt(2 * RHO * DISK_AREA) / FIGURE_OF_MERIT
-            parasite = drag * va
-            climb = mass_lifted * G * max(self.vu, 0.0)
-            idle = 25.0 if self.land_complete else 0.0
-            self.power_w = (induced + parasite + climb + idle) / ELEC_EFF + AVIONICS_W
+            self.power_w = electrical_power_w(self.airframe, self.rho, thrust_n,
+                                              *self._rotor_air(fn, fe, fz, air_n, air_e))
         else:
-            self.power_w = AVIONICS_W
+            self.power_w = self.idle_power_w()
         self.update_battery(dt, computed=True)
+
+    def idle_power_w(self) -> float:
+        """Disarmed: avionics only."""
+        return electrical_power_w(self.airframe, self.rho, 0.0, 0.0, 0.0)
+
+    def _rotor_air(self, fn: float, fe: float, fz: float, air_n: float, air_e: float):
+        """Air speed of the rotors in their own plane and along their axis: the disk is normal
+        to the thrust; moving along the thrust (climbing, or tilted into the drag) costs power."""
+        f = math.sqrt(fn * fn + fe * fe + fz * fz)
+        if f < 1e-6 or self.land_complete:
+            return 0.0, 0.0
+        un, ue, uz = fn / f, fe / f, fz / f
+        vz = self.vu
+        axial = air_n * un + air_e * ue + vz * uz
+        pn, pe, pz = air_n - axial * un, air_e - axial * ue, vz - axial * uz
+        return math.sqrt(pn * pn + pe * pe + pz * pz), axial
 
     def _blocked_time(self, blocked: bool) -> float:
         if not blocked:

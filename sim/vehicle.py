@@ -23,8 +23,8 @@ import random
 
 from . import geo
 from .auto import AutoMission
-from .battery import CELLS, Battery
-from .defs import AVIONICS_W, AUTO, MISSION_STOPPED, STABILIZE
+from .battery import CELLS, Battery, cold_capacity_factor
+from .defs import AUTO, MISSION_STOPPED, STABILIZE
 from .failsafes import Failsafes
 from .gripper import Gripper
 from .mavlink_io import MavlinkIO
@@ -32,6 +32,7 @@ from .mission import FENCE, MISSION, RALLY, Protocol
 from .modes import Modes
 from .params import Params, default_table
 from .physics import Physics
+from .power import Airframe, air_density, isa_temperature_c
 from .telemetry import Telemetry
 from .winch import Winch
 
@@ -49,7 +50,12 @@ class Options:
         self.payload_kg = 0.0
         self.battery_wh = 100.0
         self.battery_pct = 100.0
-        self.mass_kg = 3.0
+        self.mass_kg = 3.0              # empty, battery included
+        self.rotors = 4
+        self.rotor_diameter_m = 0.46
+        self.drag_area_m2 = 0.07
+        self.temp_c = None              # ambient at home; None = ISA for the home altitude
+        self.efficiency = 1.0           # multiplier on the whole power chain's efficiency
         self.seed = 0
         self.loss = 0.0
         self.cut_after_takeoff = None
@@ -74,6 +80,13 @@ class Vehicle(MavlinkIO, Telemetry, Modes, AutoMission, Failsafes, Gripper, Winc
         self.home_alt = float(alt)  # AMSL of the ground at home
         self.home_hdg = float(hdg)
         cap_mah = int(opts.battery_wh / (CELLS * 3.7) * 1000)
+        self.airframe = Airframe(mass_kg=opts.mass_kg, rotors=opts.rotors,
+                                 rotor_diameter_m=opts.rotor_diameter_m,
+                                 drag_area_m2=opts.drag_area_m2, efficiency=opts.efficiency)
+        # ambient air at home, for the whole flight: a delivery stays within ~100 m of it
+        self.temp_c = isa_temperature_c(self.home_alt) if opts.temp_c is None else opts.temp_c
+        self.rho = air_density(self.home_alt, self.temp_c)
+        self.capacity_factor = cold_capacity_factor(self.temp_c)
         self.params = Params(default_table(sysid, cap_mah, opts.speedup, opts.wind_mps,
                                            opts.wind_dir_deg))
         self.links: list = []
@@ -111,7 +124,7 @@ class Vehicle(MavlinkIO, Telemetry, Modes, AutoMission, Failsafes, Gripper, Winc
         self.yaw = self.home_hdg
         self.roll = self.pitch = 0.0
         self.thrust = 0.0
-        self.power_w = AVIONICS_W
+        self.power_w = self.idle_power_w()
         self.current_a = 0.0
         self.voltage = 0.0
         self.update_battery(0.0)

@@ -357,8 +357,12 @@ def test_rtl_item_in_mission_and_gcs_failsafe(sim_factory):
 
 
 def test_wind_slows_upwind_leg_and_costs_energy(sim_factory):
+    """A moderate wind gives translational lift: holding position in 8 m/s draws less than in
+    still air (flight logs show cruise below hover, e.g. discuss.ardupilot.org/t/32200). A strong
+    wind (16 m/s) costs more than still air, and flying 10 m/s into 8 m/s (18 m/s through the air)
+    costs more than 10 m/s in still air."""
     results = {}
-    for wind in ("0", "8"):
+    for wind in ("0", "8", "16"):
         h = sim_factory("--speedup", "50", "--no-ekf-s", "1", "--wind-mps", wind, "--wind-dir-deg", "0")
         c = MavClient(h.urls[0])
         c.wait_ekf()
@@ -372,14 +376,14 @@ def test_wind_slows_upwind_leg_and_costs_energy(sim_factory):
         c.send(M.MAVLink_set_position_target_global_int_message(
             0, 1, 1, M.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, 0b110111111000,
             int(tlat * 1e7), int(tlon * 1e7), 10, 0, 0, 0, 0, 0, 0, 0, 0))
-        hud = c.recv("VFR_HUD", lambda m: m.groundspeed > 9.5, 5)
+        hud = c.recv("VFR_HUD", lambda m: m.groundspeed > (9.5 if wind != "16" else 4.5), 5)
         cruise = c.latest("SYS_STATUS").current_battery
         results[wind] = (hover, cruise, hud.airspeed - hud.groundspeed, w.speed, w.direction)
         c.close()
         h.stop()
     assert results["0"][3] == 0 and results["8"][3] == 8 and results["8"][4] == 0
     assert abs(results["8"][2] - 8) < 0.5      # airspeed = groundspeed + headwind
-    assert results["8"][0] > results["0"][0]   # holding position against wind costs power
+    assert results["8"][0] < results["0"][0] < results["16"][0]
     assert results["8"][1] > results["0"][1]
 
 
