@@ -45,6 +45,13 @@ from groundctl.core.weather import Weather, WindAt
 G = 9.80665
 MIN_GROUND_SPEED_MPS = 1.0  # below this a leg "cannot make good" its track
 DESCENT_FLOOR = 0.85
+# Share of a multirotor's hover rotor power that is blade profile drag rather than induced power: a rotor
+# with induced-power factor kappa ~1.15 and figure of merit FM spends 1 - kappa FM on profile drag, and
+# small propellers reach FM 0.55-0.65 (Leishman, Principles of Helicopter Aerodynamics, 2006, sec. 2.7
+# and 3.3; Bristeau et al., "The role of propeller aerodynamics in the model of a quadrotor UAV", ECC
+# 2009): 0.25-0.37. Without it, all of the hover power would fall away with airspeed and cruise would
+# look cheaper than flown (the M100 flights of Rodrigues et al. 2021: see tests/preflight).
+PROFILE_SHARE = 0.3
 
 
 def induced_velocity(thrust_n: float, rho: float, disk_m2: float, airspeed_mps: float, tilt_rad: float) -> float:
@@ -64,13 +71,18 @@ def induced_velocity(thrust_n: float, rho: float, disk_m2: float, airspeed_mps: 
 
 
 def level_power_w(a: Airframe, mass_kg: float, airspeed_mps: float, rho: float) -> float:
-    """Electrical power in level flight at an airspeed (0 = hover), avionics included."""
+    """Electrical power in level flight at an airspeed (0 = hover), avionics included.
+
+    Of the hover power, PROFILE_SHARE is the blades' profile drag, which does not fall with airspeed
+    (it grows a little: left out); the rest is induced power, which Glauert's inflow lets fall."""
     w = mass_kg * G
     drag = 0.5 * rho * a.drag_area_m2 * airspeed_mps ** 2
     thrust = math.hypot(w, drag)
     tilt = math.atan2(drag, w)
     vi = induced_velocity(thrust, rho, a.disk_area_m2, airspeed_mps, tilt)
-    return thrust * (vi + airspeed_mps * math.sin(tilt)) / a.efficiency + a.avionics_power_w
+    hover = w * math.sqrt(w / (2.0 * rho * a.disk_area_m2))
+    return ((1.0 - PROFILE_SHARE) * thrust * (vi + airspeed_mps * math.sin(tilt)) + PROFILE_SHARE * hover) \
+        / a.efficiency + a.avionics_power_w
 
 
 def hover_power_w(a: Airframe, mass_kg: float, rho: float) -> float:
@@ -223,12 +235,14 @@ def _leg_energy(ctx: _Ctx, leg: Leg) -> LegEnergy:
     # station-keeping is forward flight at the wind's airspeed, floored at still-air hover
     p_hold = max(p_hover, level_power_w(a, mass, va, rho))
     if leg.kind == "climb":
-        t = abs(leg.dz_m) / a.climb_speed_mps
-        p = p_hold + mass * G * a.climb_speed_mps / a.efficiency
+        vc = leg.speed_mps or a.climb_speed_mps
+        t = abs(leg.dz_m) / vc
+        p = p_hold + mass * G * vc / a.efficiency
     elif leg.kind == "descent":
-        t = abs(leg.dz_m) / a.descent_speed_mps
+        vd = leg.speed_mps or a.descent_speed_mps
+        t = abs(leg.dz_m) / vd
         vh = math.sqrt(mass * G / (2.0 * rho * a.disk_area_m2))
-        k = max(DESCENT_FLOOR, 1.0 - a.descent_speed_mps / (2.0 * vh))
+        k = max(DESCENT_FLOOR, 1.0 - vd / (2.0 * vh))
         p = (p_hold - a.avionics_power_w) * k + a.avionics_power_w
     else:
         t = leg.hover_s

@@ -20,6 +20,10 @@ from groundctl.core.planfiles import canonical_fence
 from groundctl.core.routing import Route, RoutePlanner
 from groundctl.errors import InputError
 
+# ArduCopter's final landing and payload-place descent speed and the height it starts at (LAND_SPEED,
+# LAND_ALT_LOW: their defaults, set explicitly so that the plan and the vehicle agree)
+LAND_SPEED_MPS = 0.5
+LAND_ALT_LOW_M = 10.0
 HANDLING_FLAGS = ("signature", "age_check", "controlled_substance", "hazardous", "cold_chain", "fragile")
 # These need a person at handover or special carriage: never dropped unattended by a drone.
 UNATTENDED_FORBIDDEN = {
@@ -52,6 +56,7 @@ class Leg:
     hover_s: float = 0.0
     payload_kg: float = 0.0
     label: str = ""
+    speed_mps: float | None = None  # vertical legs: the speed ArduPilot will use, if not the airframe's
 
 
 @dataclass
@@ -95,9 +100,9 @@ class FlightPlan:
         if leg.kind == "cruise":
             t += leg.distance_m / a.cruise_speed_mps
         elif leg.kind == "climb":
-            t += leg.dz_m / a.climb_speed_mps
+            t += leg.dz_m / (leg.speed_mps or a.climb_speed_mps)
         elif leg.kind == "descent":
-            t += -leg.dz_m / a.descent_speed_mps
+            t += -leg.dz_m / (leg.speed_mps or a.descent_speed_mps)
         return t
 
     def nominal_time_s(self) -> float:
@@ -203,7 +208,9 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
         max_descent = math.ceil(above_zone + 10.0)
         items.append(MissionItem(C.NAV_PAYLOAD_PLACE, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=max_descent,
                                  lat=zt, lon=zl, alt=cruise, label="payload place"))
-        legs += [Leg("descent", dz_m=-above_zone, payload_kg=kg, label="lower to ground"),
+        # PayloadPlace::run descends the whole way at LAND_SPEED (or PLDP_SPEED_DN), not WPNAV_SPEED_DN
+        legs += [Leg("descent", dz_m=-above_zone, payload_kg=kg, label="lower to ground",
+                     speed_mps=min(LAND_SPEED_MPS, airframe.descent_speed_mps)),
                  Leg("hover", hover_s=ops.hover_at_zone_s, payload_kg=0.0, label="release"),
                  Leg("climb", dz_m=above_zone, payload_kg=0.0, label="climb back")]
     elif method == "gripper":
@@ -246,7 +253,11 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
     legs += _legs_for(route_back, 0.0, "back")
     # MAVLink carries positions as int32 1e-7 degrees: plan with exactly what the vehicle will store
     items = [it.with_(lat=round(it.lat, 7), lon=round(it.lon, 7)) for it in items]
-    legs.append(Leg("descent", dz_m=-cruise, payload_kg=0.0, label="land"))
+    # NAV_LAND comes down at WPNAV_SPEED_DN to LAND_ALT_LOW, then at LAND_SPEED (ArduCopter land_run_vertical_control)
+    fast = max(0.0, cruise - LAND_ALT_LOW_M)
+    legs += [Leg("descent", dz_m=-fast, payload_kg=0.0, label="land"),
+             Leg("descent", dz_m=-(cruise - fast), payload_kg=0.0, label="land",
+                 speed_mps=min(LAND_SPEED_MPS, airframe.descent_speed_mps))]
 
     # -- fence, rally, params ----------------------------------------------------------------------
     lowest_ground = min(0.0, zone_ground)
@@ -261,6 +272,10 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
         "FENCE_ALT_MAX": round(fence_alt_max, 1), "FENCE_MARGIN": ops.fence_margin_m,
         "RTL_ALT": round(cruise * 100),  # centimetres
         "WPNAV_SPEED": round(airframe.cruise_speed_mps * 100),
+        # the vertical speeds the energy model's legs assume, so that the vehicle flies what was predicted
+        "WPNAV_SPEED_UP": round(airframe.climb_speed_mps * 100),
+        "WPNAV_SPEED_DN": round(airframe.descent_speed_mps * 100),
+        "LAND_SPEED": round(LAND_SPEED_MPS * 100), "LAND_ALT_LOW": round(LAND_ALT_LOW_M * 100),
     }
     if method in ("gripper", "payload_place", "winch"):
         params.update({"GRIP_ENABLE": 1, "GRIP_TYPE": 1, f"SERVO{airframe.gripper_servo}_FUNCTION": 28})
