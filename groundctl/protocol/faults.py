@@ -142,13 +142,12 @@ class FaultRules:
         else:
             self._inc.close("gps_loss", t)
 
-    def _link_back(self, now: float) -> None:
+    def _link_back(self, now: float, hi: datetime) -> None:
         lo = self._gap[0]
-        hi = self.vehicle_time(now)
         gap_s = (hi - lo).total_seconds()
         self._inc.worse("link_loss", gap_s)
         self._inc.close("link_loss", hi)
-        self._date_held(now)
+        self._date_held(now, hi)
 
     def _battery(self, now: float) -> None:
         if not self.airborne:

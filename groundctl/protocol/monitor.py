@@ -183,6 +183,7 @@ class FlightMonitor(FaultRules, OutcomeRules):
         self._held: list[DeliveryEvent] = []
         self._gap: tuple[datetime, float | None, float | None, int | None] | None = None  # before the outage
         self._lost_rx: float | None = None
+        self._back: tuple[int, datetime] | None = None  # first vehicle time heard after an outage
         self._link_event = True
         self._parcel_left = False
         self.crashed: str | None = None
@@ -291,7 +292,7 @@ class FlightMonitor(FaultRules, OutcomeRules):
             self.events.append(ev)
         return ev
 
-    def _date_held(self, now: float) -> None:
+    def _date_held(self, now: float, hi: datetime) -> None:
         """The vehicle's clock is heard again after an outage: date what was inferred meanwhile.
 
         Nothing says exactly when, during the outage, a phase changed or a mode switched: such an
@@ -299,7 +300,6 @@ class FlightMonitor(FaultRules, OutcomeRules):
         or, for what happens at the zone, the moment the vehicle was at the zone if it flew the
         outage at an even pace (interpolated along last position -> zone -> first position)."""
         lo, lat0, lon0, _ = self._gap
-        hi = self.vehicle_time(now)
         s, sp = self.state, self.spec
         for ev in self._held:
             t = hi
@@ -316,7 +316,7 @@ class FlightMonitor(FaultRules, OutcomeRules):
                 ev.lat, ev.lon, ev.alt_rel_m = s.lat, s.lon, s.alt_rel_m
         self.events.extend(sorted(self._held, key=lambda e: e.time))
         self._held = []
-        self._gap = None
+        self._gap = self._back = None
 
     def flush(self, now: float) -> None:
         """End of monitoring: anything still held is dated at the last vehicle time heard."""
@@ -378,9 +378,8 @@ class FlightMonitor(FaultRules, OutcomeRules):
             self._text(text.text, now)
         if t in _PHASE_INPUTS:
             self._advance(now)
-        if self._gap is not None and not self.link_lost and (
-                not self.clock.has_vehicle_time or (s.time_boot_rx is not None and s.time_boot_rx > self._lost_rx)):
-            self._link_back(now)
+        if self._gap is not None and not self.link_lost:
+            self._after_outage(now)
 
     def poll(self, now: float) -> None:
         """Timers: link loss by heartbeat silence."""
@@ -396,7 +395,23 @@ class FlightMonitor(FaultRules, OutcomeRules):
             if self._link_event:
                 self._emit("link_lost", now, f"no heartbeat for {age:.1f} s", at=last, heartbeat_age_s=round(age, 1))
             self._gap = (last, s.lat, s.lon, s.mission_seq)
+            self._back = None
             self._lost_rx = now
+
+    def _after_outage(self, now: float) -> None:
+        """The vehicle's clock is heard again. What changed during the outage shows up within one round
+        of telemetry (heartbeat, position, mission, texts in whatever order): events seen in the first
+        vehicle second after it are dated as having happened during the outage."""
+        s = self.state
+        if not self.clock.has_vehicle_time:
+            self._link_back(now, self.vehicle_time(now))
+            return
+        if s.time_boot_rx is None or s.time_boot_rx <= self._lost_rx:
+            return  # nothing timestamped since the outage began
+        if self._back is None:
+            self._back = (s.time_boot_ms, self.vehicle_time(now))
+        elif s.time_boot_ms - self._back[0] >= 1000:
+            self._link_back(now, self._back[1])
 
     def abort(self, now: float, reason: str = "operator abort") -> None:
         """Operator abort: the runtime is asked to bring the vehicle home (or not to launch)."""
