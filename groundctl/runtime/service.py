@@ -661,20 +661,24 @@ class Service:
             eta = eta or eta_promised
         proof = None
         rel = by.get("released")
-        if rel is not None:
+        rdata = (report.data if report else {}) or {}
+        # released is not delivered: a jammed gripper or a parcel left on a roof released too
+        parcel_ok = rdata.get("parcel") == "delivered" if "parcel" in rdata else "drop_failed" not in kinds
+        if rel is not None and parcel_ok:
             zlat, zlon = d.zone["lat"], d.zone["lon"]
             lat, lon = rel.lat, rel.lon
-            rdata = (report.data if report else {}) or {}
             if rdata.get("drop_lat") is not None:
                 lat, lon = rdata["drop_lat"], rdata["drop_lon"]
+            elif "drop_lat" in rdata:
+                lat = lon = None  # the report does not vouch for where (released during a link outage)
             dist = geodesic_distance_m(zlon, zlat, lon, lat) if lat is not None and lon is not None else None
             proof = {"time": (rdata.get("drop_time") or rel.time.isoformat()), "lat": lat, "lon": lon,
                      "distance_from_zone_centre_m": None if dist is None else round(dist, 2)}
         view: dict[str, Any] = {
             "id": d.id, "state": d.state, "zone_id": d.zone_id, "zone_name": d.zone.get("name"),
             "created_at": d.created_at.isoformat(), "eta": eta, "eta_promised": eta_promised,
-            "delivered": rel is not None, "proof_of_delivery": proof,
-            "outcome": (report.data or {}).get("outcome") if report else None,
+            "delivered": rel is not None and parcel_ok, "proof_of_delivery": proof,
+            "outcome": rdata.get("outcome") if report else None,
         }
         if operator:
             view.update({
@@ -683,6 +687,9 @@ class Service:
                 "airspace_version": d.airspace_version, "plan": d.summary, "route": d.route,
                 "failures": (d.verdict or {}).get("failures", []), "verdict": d.verdict,
                 "progress": self.progress.get(d.id),
+                "parcel": rdata.get("parcel"), "incidents": rdata.get("incidents", []),
+                "end": {k: rdata.get(k) for k in ("end_lat", "end_lon", "end_distance_from_hub_m", "end_mode")}
+                if report else None,
                 "events": [e.to_dict() for e in events],
             })
         else:
@@ -901,7 +908,24 @@ class Service:
                     evs[e.delivery_id].setdefault(e.kind, e)
             zones = {d.id: d.zone for d in s.scalars(select(Delivery).where(Delivery.id.in_(ids)))} if ids else {}
         finished = [i for i in ids if {"report", "failed"} & set(evs[i])]
-        delivered = [i for i in ids if "released" in evs[i]]
+        outcome = {i: _outcome_of(evs[i]) for i in ids}
+        report = {i: ((evs[i]["report"].data or {}) if "report" in evs[i] else {}) for i in ids}
+        # the parcel reached the recipient (with or without incidents on the way, wherever the drone ended)
+        delivered = [i for i in ids if report[i].get("parcel") == "delivered"
+                     or (not report[i] and "released" in evs[i] and "drop_failed" not in evs[i])]
+        clean = [i for i in finished if outcome[i] == "delivered"]
+        by_outcome: dict[str, int] = {}
+        for i in finished:
+            by_outcome[outcome[i] or "unknown"] = by_outcome.get(outcome[i] or "unknown", 0) + 1
+        incident_kinds: dict[str, dict[str, int]] = {}
+        with_incidents = 0
+        for i in finished:
+            incs = report[i].get("incidents") or []
+            with_incidents += bool(incs)
+            for inc in incs:
+                k = incident_kinds.setdefault(inc.get("kind", "unknown"), {"deliveries": 0, "count": 0})
+                k["deliveries"] += 1
+                k["count"] += int(inc.get("count") or 1)
         on_time = 0
         dists, energies = [], []
         for i in delivered:
@@ -911,6 +935,8 @@ class Service:
                 on_time += 1
             rep = evs[i].get("report")
             lat, lon = rel.lat, rel.lon
+            if rep is not None and "drop_lat" in (rep.data or {}) and (rep.data or {}).get("drop_lat") is None:
+                continue  # the report does not vouch for a drop position (released during a link outage)
             if rep is not None and (rep.data or {}).get("drop_lat") is not None:
                 lat, lon = rep.data["drop_lat"], rep.data["drop_lon"]
             if lat is not None and lon is not None:
@@ -921,11 +947,16 @@ class Service:
             if wh is not None:
                 energies.append(wh)
         # each delivery is dispatched once, so a success is a success on the first attempt; a parcel that
-        # comes home and is sent again is a new delivery and counts as a failed first attempt here
+        # comes home and is sent again is a new delivery and counts as a failed first attempt here. Only a
+        # clean delivery is a success: one with a fence breach, a failsafe or a used reserve is not.
         return {
             "since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
             "deliveries": len(ids), "finished": len(finished), "delivered": len(delivered),
-            "first_attempt_success_rate": round(len(delivered) / len(finished), 4) if finished else None,
+            "delivered_clean": len(clean),
+            "first_attempt_success_rate": round(len(clean) / len(finished), 4) if finished else None,
+            "outcomes": by_outcome,
+            "incidents": {"rate": round(with_incidents / len(finished), 4) if finished else None,
+                          "deliveries_with_incidents": with_incidents, "by_kind": incident_kinds},
             "on_time_rate": round(on_time / len(delivered), 4) if delivered else None,
             "on_time_grace_s": self.settings.on_time_grace_s,
             "median_drop_distance_m": round(statistics.median(dists), 2) if dists else None,
@@ -951,3 +982,11 @@ class Service:
                 out["routes"] = [{"delivery": d.id, "state": d.state, "vehicle": d.vehicle, "points": d.route}
                                  for d in rows if d.route]
         return out
+
+
+def _outcome_of(evs: dict) -> str | None:
+    """A delivery's outcome: its report's, or `failed` for one that failed without a report."""
+    rep = evs.get("report")
+    if rep is not None:
+        return (rep.data or {}).get("outcome") or rep.message or None
+    return "failed" if "failed" in evs else None

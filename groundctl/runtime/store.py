@@ -145,7 +145,7 @@ class Event(Base):
 # A flight reports each of these at most once; a repeat (after a restart, say) is the same event.
 ONCE_KINDS = frozenset({
     "planned", "refused", "dispatched", "uploaded", "armed", "taking_off", "en_route", "at_zone", "lowering",
-    "released", "returning", "landed", "aborted", "failed", "report", "drop_failed",
+    "released", "returning", "landed", "aborted", "failed", "report", "drop_failed", "lost", "crashed", "return_route",
 })
 # Kinds that move the delivery along; faults (link_lost, low_battery, ...) are recorded but do not.
 _PROGRESS = {
@@ -154,17 +154,17 @@ _PROGRESS = {
     "lowering": "lowering", "released": "released", "returning": "returning", "landed": "landed",
 }
 STATES = ("planned", "refused", "dispatched", "taking_off", "en_route", "at_zone", "lowering", "released",
-          "returning", "landed", "aborted", "failed")
+          "returning", "landed", "aborted", "failed", "lost", "crashed")
 IN_FLIGHT_STATES = ("dispatched", "taking_off", "en_route", "at_zone", "lowering", "released", "returning")
 
 
 def derive_state(kinds: Iterable[str]) -> str:
     """Current state from the kinds of the events, in the order they were appended."""
     kinds = list(kinds)
-    if "failed" in kinds:
-        return "failed"
-    if "aborted" in kinds:
-        return "aborted"
+    # how it ended outranks where it got to: a crash or a lost vehicle is that, whatever came before
+    for final in ("crashed", "lost", "failed", "aborted"):
+        if final in kinds:
+            return final
     state = "planned"
     for k in kinds:
         state = _PROGRESS.get(k, state)
