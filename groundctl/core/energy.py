@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from groundctl.core.calibration import Calibration, uncalibrated
 from groundctl.core.fleet import Airframe, Operations
 from groundctl.core.plan import FlightPlan, Leg
-from groundctl.core.rotor import air_density, battery_temperature_factor
+from groundctl.core.rotor import air_density, battery_temperature_factor, isa_temperature_c
 from groundctl.core.weather import Weather, WindAt
 
 G = 9.80665
@@ -211,6 +211,7 @@ class _Ctx:
     low_wind: WindAt | None  # for climbs, descents and hovers
     usable_wh: float = math.nan
     cal: Calibration | None = None
+    battery_factor: float = 1.0
 
     def spend(self, model_wh: float) -> float:
         """What a model figure really costs: calibrated, plus the margin for the model's scatter."""
@@ -265,11 +266,13 @@ def _ctx(a: Airframe, weather: Weather | None, elevation_m: float, cruise_alt_m:
          cal: Calibration | None) -> _Ctx:
     temp = weather.temp_c if weather is not None else None
     rho = air_density(elevation_m, temp)
-    usable = a.battery_wh * a.battery_usable_fraction * battery_temperature_factor(temp)
+    # an unreported temperature is the standard atmosphere's at this elevation, for the battery as for the air
+    tf = battery_temperature_factor(temp if temp is not None else isa_temperature_c(elevation_m))
+    usable = a.battery_wh * a.battery_usable_fraction * tf
     cal = cal if cal is not None else uncalibrated(a.name)
     if weather is None:
-        return _Ctx(a, rho, None, None, usable, cal)
-    return _Ctx(a, rho, weather.wind_at(cruise_alt_m), weather.wind_at(max(cruise_alt_m / 2.0, 10.0)), usable, cal)
+        return _Ctx(a, rho, None, None, usable, cal, tf)
+    return _Ctx(a, rho, weather.wind_at(cruise_alt_m), weather.wind_at(max(cruise_alt_m / 2.0, 10.0)), usable, cal, tf)
 
 
 def _legs_with_payload(legs: list[Leg] | tuple[Leg, ...], payload_kg: float) -> list[Leg]:
@@ -315,7 +318,7 @@ def flight_energy(a: Airframe, ops: Operations, legs: list[Leg], weather: Weathe
                         wind_how=w.how if w else "still air assumed: no wind reported",
                         max_payload_kg=max_pl, max_radius_m=radius, max_radius_heading_deg=heading,
                         infeasible_legs=bad, model_wh=model, uncertainty_wh=uncertainty, calibration=ctx.cal,
-                        battery_temp_factor=battery_temperature_factor(weather.temp_c if weather else None),
+                        battery_temp_factor=ctx.battery_factor,
                         efficiency=a.efficiency, efficiency_source=a.efficiency_source)
 
 

@@ -314,8 +314,8 @@ def _energy_checks(plan: FlightPlan, e: EnergyReport, weather_known: bool) -> li
     air = "" if weather_known else " in still air (no wind known)"
     if e.uncertainty_wh > 0:
         air += f" plus {e.uncertainty_wh:.0f} Wh for model error"
-    cold = (f"; the cold leaves {e.battery_temp_factor:.0%} of the battery" if e.battery_temp_factor < 0.999 else "")
-    air += cold
+    # the battery's cold derating is said where the usable energy is
+    cold = (f" ({e.battery_temp_factor:.0%} of the battery in this cold)" if e.battery_temp_factor < 0.999 else "")
     budget = e.usable_wh - e.reserve_wh
     # the largest parcel the operator could send now: energy, then the airframe's structural limits
     max_parcel = max(0.0, min(e.max_payload_kg, a.max_payload_kg, a.max_takeoff_mass_kg - a.empty_mass_kg))
@@ -331,18 +331,18 @@ def _energy_checks(plan: FlightPlan, e: EnergyReport, weather_known: bool) -> li
                             e.needed_wh, budget, "Wh"))
     elif e.margin_wh < 0:
         checks.append(Check("energy", "fail",
-                            f"the flight needs {e.needed_wh:.0f} Wh{air} but only {budget:.0f} Wh is usable after the "
+                            f"the flight needs {e.needed_wh:.0f} Wh{air} but only {budget:.0f} Wh is usable{cold} after the "
                             f"{e.reserve_wh:.0f} Wh reserve ({e.reserve_basis}): {-e.margin_wh:.0f} Wh short; lighten "
                             f"the parcel, choose a closer hub or a larger airframe{tail}",
                             e.needed_wh, budget, "Wh"))
     elif e.needed_wh + e.uncertainty_wh > ops.wind_warn_fraction * budget:
         checks.append(Check("energy", "warn",
-                            f"the flight needs {e.needed_wh:.0f} Wh{air} of the {budget:.0f} Wh usable after the "
+                            f"the flight needs {e.needed_wh:.0f} Wh{air} of the {budget:.0f} Wh usable{cold} after the "
                             f"{e.reserve_wh:.0f} Wh reserve: only {e.margin_wh:.0f} Wh to spare{tail}",
                             e.needed_wh, budget, "Wh"))
     else:
         checks.append(Check("energy", "pass",
-                            f"the flight needs {e.needed_wh:.0f} Wh{air} of the {budget:.0f} Wh usable after the "
+                            f"the flight needs {e.needed_wh:.0f} Wh{air} of the {budget:.0f} Wh usable{cold} after the "
                             f"{e.reserve_wh:.0f} Wh reserve ({e.reserve_basis}); {e.margin_wh:.0f} Wh to spare, "
                             f"{e.flight_time_s / 60:.1f} min of flight{tail}", e.needed_wh, budget, "Wh"))
     cruise = [le for le in e.legs if le.leg.kind == "cruise"]

@@ -37,10 +37,14 @@ DEFAULT_EFFICIENCY_SOURCE = ("default 0.40: under every DJI spec sheet we fitted
 MIN_EFFICIENCY, MAX_EFFICIENCY = 0.10, 0.85  # outside this, the figures given cannot describe a multirotor
 
 
+def isa_temperature_c(elevation_m: float) -> float:
+    return 15.0 - 0.0065 * elevation_m
+
+
 def air_density(elevation_m: float, temp_c: float | None = None) -> float:
     """Density (kg/m^3) at an elevation AMSL: ISA pressure, actual temperature when known."""
     p = 101325.0 * (1.0 - 2.25577e-5 * elevation_m) ** 5.25588
-    t_c = temp_c if temp_c is not None else 15.0 - 0.0065 * elevation_m
+    t_c = temp_c if temp_c is not None else isa_temperature_c(elevation_m)
     return p / (R_AIR * (t_c + 273.15))
 
 

@@ -19,6 +19,7 @@ from groundctl.core.energy import (
     wind_components,
 )
 from groundctl.core.fleet import Airframe, Operations
+from groundctl.core.rotor import battery_temperature_factor
 from groundctl.core.plan import Leg
 from groundctl.core.weather import Weather, WindLevel, weather_from_values
 
@@ -33,25 +34,29 @@ from .conftest import NOW
 #                   FT205 anemometer and mast, 3DM-GX5-45 INS, PL-200 current sensor, Raspberry Pi
 #                   Zero + ADC and the package mount (our estimate; the paper lists these parts, we
 #                   did not find their masses) = 2.8 kg without payload
-#   figure of merit 0.38: NOT fitted to the flight data. It is what makes our hover model reproduce
-#                   DJI's published 22 min hover of the same aircraft (2.431 kg, TB48D, no payload),
-#                   full battery, sea-level ISA: see test_m100_figure_of_merit_from_dji_hover_time
-#   drag area       0.06 m^2 (estimate: ~0.06 m^2 frontal body + box, Cd ~1)
+#   efficiency      fitted to DJI's published hover endurance of the same aircraft, TB48D: 28 min at
+#                   2.431 kg, 16 min with 1 kg payload (hovering 100 % -> 0 %, sea level): NOT fitted
+#                   to the flight data (an earlier version hand-set a figure of merit of 0.38 by
+#                   pairing the TB48D mass with the TB47D's 22 min)
+#   drag area       0.10 m^2 (estimate: ~0.06 m^2 frontal body, plus the box hanging below and the
+#                   anemometer mast; the simulator's own M100 check uses the same estimate)
 #   avionics        15 W (estimate, includes the logging payload)
 #   air             Pittsburgh, about 300 m AMSL, 20 degC (flights April-October 2019)
 M100 = Airframe(name="dji-m100", empty_mass_kg=2.8, max_payload_kg=1.0, max_takeoff_mass_kg=3.6,
-                battery_wh=129.96, rotor_count=4, rotor_diameter_m=0.33, figure_of_merit=0.38,
-                drag_area_m2=0.06, avionics_power_w=15, cruise_speed_mps=10, max_speed_mps=17)
+                battery_wh=129.96, rotor_count=4, rotor_diameter_m=0.3302, drag_area_m2=0.10,
+                avionics_power_w=15, cruise_speed_mps=10, max_speed_mps=17,
+                hover_endurance=({"takeoff_mass_kg": 2.431, "minutes": 28.0},
+                                 {"takeoff_mass_kg": 3.431, "minutes": 16.0}))
 PITTSBURGH_RHO = air_density(300, 20.0)
 
 
-def test_m100_figure_of_merit_from_dji_hover_time():
+def test_m100_efficiency_from_dji_hover_time():
     """The one efficiency number comes from the manufacturer's hover endurance, not from the data
-    set we then compare with."""
-    stock = M100.model_copy(update={"empty_mass_kg": 2.431})
-    p = hover_power_w(stock, 2.431, air_density(0, 15))
-    minutes = stock.battery_wh / p * 60
-    assert minutes == pytest.approx(22, abs=0.5)
+    set we then compare with: the fitted model gives the spec sheet back."""
+    sea = air_density(0, 15)
+    for mass, minutes in ((2.431, 28.0), (3.431, 16.0)):
+        assert M100.battery_wh / hover_power_w(M100, mass, sea) * 60 == pytest.approx(minutes, rel=0.05)
+    assert "fitted to 2 hover endurance points" in M100.efficiency_source
 
 
 def test_m100_cruise_power_matches_measured_flights():
@@ -67,9 +72,11 @@ def test_m100_cruise_power_matches_measured_flights():
     not be downloaded here to recompute it, so the tolerance below is deliberately loose.
 
     Model (parameters above, nothing fitted to these flights), over the 3 x 5 grid of payloads and
-    speeds: mean 409 W (9 % under the 450 W middle of the measured band), every point between
-    337 W (no payload, 8 m/s) and 511 W (500 g, 4 m/s). Asserted: the grid mean within 15 % of 450 W, every point within 20 % of the
-    band, and the payload ordering the measurements show (heavier draws more at every speed).
+    speeds: mean 389 W, 14 % under the 450 W middle of the measured band, every point between 324 and
+    466 W. A model read from the spec sheet is optimistic for this instrumented aircraft: that is what
+    the uncalibrated margin and then the calibration from flown flights are for. Asserted: the grid
+    mean within 15 % of 450 W, every point within 20 % of the band, and the payload ordering the
+    measurements show (heavier draws more at every speed).
     """
     grid = {(pl, v): level_power_w(M100, M100.empty_mass_kg + pl, v, PITTSBURGH_RHO)
             for pl in (0.0, 0.25, 0.5) for v in (4, 6, 8, 10, 12)}
@@ -85,7 +92,7 @@ def test_hover_is_momentum_theory():
     rho = 1.225
     m = 3.0
     ideal = (m * 9.80665) ** 1.5 / math.sqrt(2 * rho * a.disk_area_m2)
-    assert hover_power_w(a, m, rho) == pytest.approx(ideal / a.figure_of_merit + a.avionics_power_w)
+    assert hover_power_w(a, m, rho) == pytest.approx(ideal / a.efficiency + a.avionics_power_w)
     assert level_power_w(a, m, 0.0, rho) == pytest.approx(hover_power_w(a, m, rho), rel=1e-6)
 
 
@@ -144,8 +151,11 @@ def test_cruise_kinematics_hold_track_then_slow_then_impossible(make_plan):
 def test_plan_energy_still_air(make_plan):
     plan = make_plan()
     e = plan_energy(plan, None)
-    assert e.usable_wh == pytest.approx(222 * 0.85)
-    assert e.reserve_wh == pytest.approx(0.2 * 222 * 0.85)
+    # no temperature given: the standard atmosphere's at the hub (11 degC at 584 m) derates the battery
+    cold = battery_temperature_factor(15 - 0.0065 * 584)
+    assert 0.9 < cold < 1.0
+    assert e.usable_wh == pytest.approx(222 * 0.85 * cold)
+    assert e.reserve_wh == pytest.approx(0.2 * 222 * 0.85 * cold)
     assert e.margin_wh == pytest.approx(e.usable_wh - e.reserve_wh - e.needed_wh - e.uncertainty_wh)
     assert e.uncertainty_wh == pytest.approx(0.15 * e.needed_wh)  # uncalibrated margin
     assert e.flight_time_s == pytest.approx(plan.nominal_time_s(), rel=1e-6)

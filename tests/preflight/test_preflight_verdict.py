@@ -149,12 +149,13 @@ def test_all_failures_reported_together(make_plan):
     ({"wind_mps": 3, "gust_mps": 13}, "gust"),  # 13 m/s at 10 m is ~16 at 60 m
     ({"wind_mps": 3, "precip_mmph": 4}, "precipitation"),
     ({"wind_mps": 3, "visibility_m": 900}, "visibility"),
-    ({"wind_mps": 3, "temp_c": -15}, "temperature"),
+    # at -15 degC the battery holds about 64 % of its energy as well: too little for this flight
+    ({"wind_mps": 3, "temp_c": -15}, {"temperature", "energy"}),
 ])
 def test_each_weather_limit(make_plan, kw, check):
     base = {"precip_mmph": 0, "visibility_m": 10000, "temp_c": 15, "wind_dir_deg": 200}
     v = preflight(make_plan(1.2), weather_from_values(now=NOW, **{**base, **kw}), now=NOW)
-    assert names(v.failures) == {check}
+    assert names(v.failures) == (check if isinstance(check, set) else {check})
 
 
 def test_wind_near_the_limit_warns_but_goes(make_plan):
