@@ -906,7 +906,9 @@ class Service:
             if ids:
                 for e in s.scalars(select(Event).where(Event.delivery_id.in_(ids)).order_by(Event.id)):
                     evs[e.delivery_id].setdefault(e.kind, e)
-            zones = {d.id: d.zone for d in s.scalars(select(Delivery).where(Delivery.id.in_(ids)))} if ids else {}
+            rows = list(s.scalars(select(Delivery).where(Delivery.id.in_(ids)))) if ids else []
+            zones = {d.id: d.zone for d in rows}
+            airframe_of = {d.id: d.airframe for d in rows}
         finished = [i for i in ids if {"report", "failed"} & set(evs[i])]
         outcome = {i: _outcome_of(evs[i]) for i in ids}
         report = {i: ((evs[i]["report"].data or {}) if "report" in evs[i] else {}) for i in ids}
@@ -941,11 +943,23 @@ class Service:
                 lat, lon = rep.data["drop_lat"], rep.data["drop_lon"]
             if lat is not None and lon is not None:
                 dists.append(geodesic_distance_m(zones[i]["lon"], zones[i]["lat"], lon, lat))
+        # predicted (as the verdict had it) against used, per airframe: how far the energy model can be trusted
+        by_frame: dict[str, dict[str, float]] = {}
         for i in finished:
             rep = evs[i].get("report")
             wh = (rep.data or {}).get("energy_used_wh") if rep is not None else None
             if wh is not None:
                 energies.append(wh)
+            en = report[i].get("energy") or {}
+            if en.get("complete") and en.get("used_wh") is not None and en.get("predicted_wh"):
+                f = by_frame.setdefault(airframe_of.get(i) or "unknown", {"flights": 0, "predicted_wh": 0.0, "used_wh": 0.0})
+                f["flights"] += 1
+                f["predicted_wh"] += en["predicted_wh"]
+                f["used_wh"] += en["used_wh"]
+        energy_by_airframe = {name: {"flights": int(f["flights"]), "predicted_wh": round(f["predicted_wh"], 2),
+                                     "used_wh": round(f["used_wh"], 2),
+                                     "ratio": round(f["used_wh"] / f["predicted_wh"], 3) if f["predicted_wh"] else None}
+                              for name, f in sorted(by_frame.items())}
         # each delivery is dispatched once, so a success is a success on the first attempt; a parcel that
         # comes home and is sent again is a new delivery and counts as a failed first attempt here. Only a
         # clean delivery is a success: one with a fence breach, a failsafe or a used reserve is not.
@@ -961,6 +975,7 @@ class Service:
             "on_time_grace_s": self.settings.on_time_grace_s,
             "median_drop_distance_m": round(statistics.median(dists), 2) if dists else None,
             "energy_per_delivery_wh": round(statistics.fmean(energies), 2) if energies else None,
+            "energy_by_airframe": energy_by_airframe,
             "aborted": sum(1 for i in ids if "aborted" in evs[i]),
             "failed": sum(1 for i in ids if "failed" in evs[i]),
         }

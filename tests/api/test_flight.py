@@ -96,6 +96,10 @@ def test_dispatch_flies_to_landed_with_proof_of_delivery(tmp_path):
             k = c.get("/api/v1/kpis", headers=OP).json()
             assert k["deliveries"] == 1 and k["delivered"] == 1 and k["first_attempt_success_rate"] == 1.0
             assert k["median_drop_distance_m"] is not None and k["on_time_rate"] is not None
+            # the energy the verdict predicted against what the vehicle's battery monitor reported, per airframe
+            frame = k["energy_by_airframe"][done["airframe"]] if "airframe" in done else next(iter(k["energy_by_airframe"].values()))
+            assert frame["flights"] == 1 and frame["used_wh"] > 0 and frame["predicted_wh"] > 0
+            assert frame["ratio"] == pytest.approx(frame["used_wh"] / frame["predicted_wh"], rel=1e-2)
             print("KPIs:", k)
             later = c.get("/api/v1/kpis", params={"since": "2100-01-01T00:00:00Z"}, headers=OP).json()
             assert later["deliveries"] == 0 and later["first_attempt_success_rate"] is None
