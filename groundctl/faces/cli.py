@@ -327,7 +327,14 @@ def _print_report(r, p) -> None:
     if r.drop_time:
         t.add_row("drop time", r.drop_time.isoformat(timespec="seconds"))
     if r.flight_time_s is not None:
-        t.add_row("flight time", f"{r.flight_time_s:.0f} s (wall clock)")
+        t.add_row("flight time", f"{r.flight_time_s:.0f} s (vehicle time)")
+    t.add_row("parcel", r.parcel)
+    if r.end_distance_from_hub_m is not None and (r.end_distance_from_hub_m > 25 or r.outcome == "lost"):
+        t.add_row("ended" if r.outcome != "lost" else "last heard",
+                  f"{r.end_lat:.6f}, {r.end_lon:.6f}, {r.end_distance_from_hub_m:.0f} m from the hub ({r.end_mode})")
+    for i in r.incidents:
+        worst = f", worst {i.worst:.1f} {i.unit}" if isinstance(i.worst, float) else (f", {i.worst}" if i.worst else "")
+        t.add_row(f"incident {i.kind}", f"x{i.count}, {i.duration_s:.0f} s{worst}")
     en = r.energy or {}
     if r.energy_used_wh is not None and en.get("predicted_wh"):
         t.add_row("energy", f"{r.energy_used_wh:.1f} Wh used, {en['predicted_wh']:.1f} Wh predicted "

@@ -38,6 +38,42 @@ EventSink = Callable[[DeliveryEvent], Awaitable[None] | None]
 FLIGHT_STREAMS = {**STREAMS, mavlink.MAVLINK_MSG_ID_SYSTEM_TIME: 1}
 
 
+def fence_depth(plan: FlightPlan) -> Callable[[float, float], float | None] | None:
+    """Metres a position is into the fence as uploaded (inside an exclusion, outside the inclusion):
+    a breach's worst value. None when the plan has no horizontal fence."""
+    from shapely.geometry import Point, Polygon  # noqa: PLC0415
+    from shapely.ops import unary_union  # noqa: PLC0415
+
+    from groundctl.core.geo import LocalFrame  # noqa: PLC0415
+    from groundctl.core.planfiles import fence_groups  # noqa: PLC0415
+
+    frame = LocalFrame(plan.hub.lat, plan.hub.lon)
+    keep_out, keep_in = [], []
+    for grp in fence_groups(list(plan.fence)):
+        c = grp[0].command
+        if c in (C.NAV_FENCE_POLYGON_VERTEX_EXCLUSION, C.NAV_FENCE_POLYGON_VERTEX_INCLUSION) and len(grp) >= 3:
+            shape = Polygon([frame.to_xy(it.lon, it.lat) for it in grp])
+        elif c in (C.NAV_FENCE_CIRCLE_EXCLUSION, C.NAV_FENCE_CIRCLE_INCLUSION):
+            shape = Point(frame.to_xy(grp[0].lon, grp[0].lat)).buffer(grp[0].param1)
+        else:
+            continue
+        (keep_out if c in (C.NAV_FENCE_POLYGON_VERTEX_EXCLUSION, C.NAV_FENCE_CIRCLE_EXCLUSION) else keep_in).append(shape)
+    if not keep_out and not keep_in:
+        return None
+    out = unary_union(keep_out) if keep_out else None
+    inside = unary_union(keep_in) if keep_in else None
+
+    def depth(lat: float, lon: float) -> float | None:
+        p = Point(frame.to_xy(lon, lat))
+        d = 0.0
+        if out is not None and out.contains(p):
+            d = max(d, out.exterior.distance(p) if out.geom_type == "Polygon" else out.boundary.distance(p))
+        if inside is not None and not inside.contains(p):
+            d = max(d, inside.distance(p))
+        return round(d, 1)
+    return depth
+
+
 def _sitl_extras(plan: FlightPlan) -> dict[str, float]:
     """SITL's simulated gripper must be switched on and wired to the gripper's servo output."""
     return {"SIM_GRPS_ENABLE": 1, "SIM_GRPS_PIN": plan.airframe.gripper_servo}
@@ -157,7 +193,8 @@ class DeliveryFlight:
             reserve = e.reserve_wh
         except Exception as exc:  # the monitor still checks the reserve without a per-metre figure
             log.warning("no energy model for the monitor: %s", exc)
-        return FlightSpec.from_plan(self.plan, wh_per_m=wh_per_m, reserve_wh=reserve)
+        return FlightSpec.from_plan(self.plan, wh_per_m=wh_per_m, reserve_wh=reserve,
+                                    breach_depth_m=fence_depth(self.plan))
 
     async def _prepare(self, v: Vehicle) -> None:
         plan = self.plan

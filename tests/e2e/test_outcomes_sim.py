@@ -96,3 +96,28 @@ def test_link_that_never_comes_back_is_lost(make_plan):
     assert r.end_lat == lost.lat and r.end_distance_from_hub_m is not None
     (inc,) = [i for i in r.incidents if i.kind == "link_loss"]
     assert inc.open and inc.count == 1
+
+
+def test_breach_depth_is_measured_against_the_uploaded_fence(scenario, make_plan):
+    """A fence breach's worst value: metres into an exclusion (or out of the inclusion) of the fence
+    that was uploaded, not of the airspace file."""
+    from groundctl.core import mavcmd as C
+    from groundctl.runtime.fly import fence_depth
+
+    plan = make_plan(zone="clinic-east")
+    depth = fence_depth(plan)
+    assert depth(plan.hub.lat, plan.hub.lon) == 0.0
+    circles = [it for it in plan.fence if it.command == C.NAV_FENCE_CIRCLE_EXCLUSION]
+    polys = [it for it in plan.fence if it.command == C.NAV_FENCE_POLYGON_VERTEX_EXCLUSION]
+    if circles:
+        c = circles[0]
+        assert abs(depth(c.lat, c.lon) - c.param1) < 2.0  # the centre is a radius deep
+    else:
+        fr = scenario.airspace.frame
+        from shapely.geometry import Polygon
+        n = int(polys[0].param1)
+        poly = Polygon([fr.to_xy(it.lon, it.lat) for it in polys[:n]])
+        x, y = poly.representative_point().coords[0]
+        lon, lat = fr.to_lonlat(x, y)
+        assert depth(lat, lon) > 1.0
+    assert depth(plan.hub.lat + 0.5, plan.hub.lon) > 10_000  # 55 km out of the service area
