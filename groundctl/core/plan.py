@@ -80,6 +80,7 @@ class FlightPlan:
     airspace_name: str
     warnings: list[str] = field(default_factory=list)
     fence_zones: list[str] = field(default_factory=list)
+    airframe_reason: str = ""  # why this airframe: named by the operator, or what ruled the lighter ones out
 
     @property
     def distance_m(self) -> float:
@@ -114,6 +115,7 @@ class FlightPlan:
             "hub": self.hub.name,
             "zone": self.zone.name,
             "airframe": self.airframe.name,
+            "airframe_reason": self.airframe_reason,
             "method": self.method,
             "parcel_kg": self.parcel.mass_kg,
             "distance_out_m": round(self.route_out.length_m, 1),
@@ -135,17 +137,98 @@ def make_planner(airspace: Airspace, hub: Hub, ops: Operations) -> RoutePlanner:
                         top_agl_m=ops.cruise_alt_m + ops.vertical_margin_m, ground_amsl_m=hub.elevation_m)
 
 
-def choose_airframe(fleet: Fleet, hub: Hub, parcel: Parcel, method: str) -> str:
-    """The lightest airframe based at the hub that can carry the parcel by that method.
+def _unfit(a: Airframe, parcel: Parcel, method: str) -> str | None:
+    """Why airframe `a` cannot take the parcel by `method`, or None if it can."""
+    if parcel.mass_kg > a.max_payload_kg:
+        return f"cannot carry {parcel.mass_kg:g} kg (its maximum payload is {a.max_payload_kg:g} kg)"
+    if method not in a.drop_methods:
+        return f"cannot drop by {method} (it can: {', '.join(a.drop_methods)})"
+    dims = sorted((parcel.length_m, parcel.width_m, parcel.height_m), reverse=True)
+    if any(d > b for d, b in zip(dims, sorted(a.cargo_box_m, reverse=True))):
+        box = "x".join(f"{d * 100:.0f}" for d in a.cargo_box_m)
+        return f"cannot fit the parcel in its {box} cm cargo box"
+    return None
 
-    Falls back to the lightest airframe at all, so the preflight verdict can say why it cannot.
+
+def airframe_choice(fleet: Fleet, hub: Hub, parcel: Parcel, method: str) -> tuple[str, str]:
+    """(airframe name, why): the lightest airframe based at the hub that can take the parcel by that method.
+
+    When a lighter one cannot, the reason names it and says why, so that a plan never switches to
+    another (heavier, hungrier, differently simulated) airframe silently. With none that can, the
+    lightest is returned so that the preflight verdict can say what fails.
     """
     based = {v.airframe for v in fleet.vehicles if v.hub == hub.name}
-    pool = [a for a in fleet.airframes if a.name in based] or list(fleet.airframes)
+    pool = sorted([a for a in fleet.airframes if a.name in based] or fleet.airframes, key=lambda a: a.empty_mass_kg)
     if not pool:
         raise InputError("the fleet has no airframe", field="airframe")
-    fits = [a for a in pool if a.max_payload_kg >= parcel.mass_kg and method in a.drop_methods]
-    return min(fits or pool, key=lambda a: a.empty_mass_kg).name
+    where = f"at hub {hub.name!r}" if based else "in the fleet"
+    what = f"{parcel.mass_kg:g} kg by {method}"
+    skipped = []
+    for a in pool:
+        why = _unfit(a, parcel, method)
+        if why is None:
+            if not skipped:
+                return a.name, f"{a.name}: the lightest airframe {where} that can take {what}"
+            return a.name, f"{a.name} chosen: " + "; ".join(f"{n} {w}" for n, w in skipped)
+        skipped.append((a.name, why))
+    return pool[0].name, f"{pool[0].name}: no airframe {where} can take {what} (" + \
+        "; ".join(f"{n} {w}" for n, w in skipped) + ")"
+
+
+def choose_default(fleet: Fleet, hub: Hub) -> str | None:
+    """The airframe a delivery from this hub gets when nothing rules it out: the lightest based there."""
+    based = {v.airframe for v in fleet.vehicles if v.hub == hub.name}
+    pool = [a for a in fleet.airframes if a.name in based] or list(fleet.airframes)
+    return min(pool, key=lambda a: a.empty_mass_kg).name if pool else None
+
+
+def choose_airframe(fleet: Fleet, hub: Hub, parcel: Parcel, method: str) -> str:
+    """The lightest airframe based at the hub that can carry the parcel by that method (see airframe_choice)."""
+    return airframe_choice(fleet, hub, parcel, method)[0]
+
+
+# Hover held over the zone at cruise height before the drop and again after it: the flight monitor
+# compares the throttle of the two (same place, height and wind) to tell a release from a jammed
+# gripper. Without them a payload place never hovers with its parcel, and in wind the outbound and
+# return legs fly different airspeeds, so the throttle could not be compared at all.
+WEIGH_S = 5.0
+
+
+# SRV_Channel::Aux_servo_function_t (libraries/SRV_Channel/SRV_Channel.h)
+SERVO_FUNCTION_GRIPPER = 28
+SERVO_FUNCTION_WINCH = 88
+
+
+def winch_servo(airframe: Airframe) -> int:
+    """The output the winch is wired to: the first one after the gripper's that no motor uses."""
+    free = [n for n in range(1, 17) if n > airframe.rotor_count and n != airframe.gripper_servo]
+    if not free:
+        raise InputError(f"airframe {airframe.name!r}: no servo output left for a winch beside {airframe.rotor_count} "
+                         f"motors and the gripper on SERVO{airframe.gripper_servo}", field="airframe.gripper_servo")
+    return next((n for n in free if n > airframe.gripper_servo), free[0])
+
+
+def drop_device_params(airframe: Airframe, method: str) -> dict[str, float]:
+    """What ArduPilot needs for the drop device to be there and healthy (checked in its source).
+
+    Gripper (AP_Gripper): GRIP_ENABLE and GRIP_TYPE 1 (servo) are read at boot; the servo output is
+    SERVOn_FUNCTION 28. Every method carries the parcel in the gripper (the winch's hook is one).
+    Winch (AP_Winch_PWM): WINCH_TYPE 1 (read at boot) and a SERVOn_FUNCTION 88 output, without which
+    AP_Winch_PWM::healthy() is false and arming fails "PreArm: winch unhealthy". A DO_WINCH length
+    command pays out at WINCH_RATE_MAX whatever rate the item asks for (ModeAuto::do_winch ->
+    AP_Winch::release_length, position control with WINCH_POS_P), so the rate the plan times the
+    lowering with is set there. The line length it reports is the commanded one (no encoder).
+    """
+    if airframe.gripper_servo <= airframe.rotor_count:
+        raise InputError(f"SERVO{airframe.gripper_servo} drives motor {airframe.gripper_servo} of airframe "
+                         f"{airframe.name!r} ({airframe.rotor_count} rotors): put the gripper on an output above "
+                         f"{airframe.rotor_count}", field="airframe.gripper_servo")
+    p: dict[str, float] = {"GRIP_ENABLE": 1, "GRIP_TYPE": 1,
+                           f"SERVO{airframe.gripper_servo}_FUNCTION": SERVO_FUNCTION_GRIPPER}
+    if method == "winch":
+        p.update({"WINCH_TYPE": 1, f"SERVO{winch_servo(airframe)}_FUNCTION": SERVO_FUNCTION_WINCH,
+                  "WINCH_RATE_MAX": airframe.winch_rate_mps, "WINCH_POS_P": 1.0})
+    return p
 
 
 def _wp(lon: float, lat: float, alt: float, label: str = "", hold_s: float = 0.0) -> MissionItem:
@@ -169,8 +252,13 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
     hub = fleet.hub(hub_name)
     ops = fleet.operations
     method = method or ops.drop_method
+    switched = False
     if airframe_name is None:
-        airframe_name = choose_airframe(fleet, hub, parcel, method)
+        airframe_name, airframe_reason = airframe_choice(fleet, hub, parcel, method)
+        # not the lightest the hub has: a different vehicle flies, and the operator must know it
+        switched = airframe_name != choose_default(fleet, hub)
+    else:
+        airframe_reason = f"{airframe_name}: named by the operator"
     airframe = fleet.airframe(airframe_name)
     if method not in airframe.drop_methods:
         raise InputError(f"airframe {airframe.name!r} cannot drop by {method!r} (it can: {', '.join(airframe.drop_methods)})",
@@ -186,7 +274,7 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
     if above_zone < 10:
         raise InputError(f"the zone's ground is {zone_ground:.0f} m above the hub: cruise height {cruise:g} m leaves "
                          f"only {above_zone:.0f} m clearance", field="zone.elevation_m")
-    warnings: list[str] = []
+    warnings: list[str] = [f"airframe {airframe_reason}"] if switched else []
     kg = parcel.mass_kg
 
     # -- mission ---------------------------------------------------------------------------------
@@ -201,13 +289,16 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
     legs += _legs_for(route_out, kg, "out")
 
     zl, zt = zone.lon, zone.lat
+    at_zone = len(legs)
     if method == "payload_place":
         # ArduPilot flies to the item's position at its current altitude, then descends until it senses
         # touchdown; param1 is the maximum descent (m) and must exceed what is needed, or the parcel
         # comes home ("PayloadPlace: Reached maximum descent").
         max_descent = math.ceil(above_zone + 10.0)
-        items.append(MissionItem(C.NAV_PAYLOAD_PLACE, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=max_descent,
-                                 lat=zt, lon=zl, alt=cruise, label="payload place"))
+        items += [_wp(zl, zt, cruise, "over zone: weigh", hold_s=WEIGH_S),
+                  MissionItem(C.NAV_PAYLOAD_PLACE, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=max_descent,
+                              lat=zt, lon=zl, alt=cruise, label="payload place"),
+                  _wp(zl, zt, cruise, "climbed back: weigh", hold_s=WEIGH_S)]
         # PayloadPlace::run descends the whole way at LAND_SPEED (or PLDP_SPEED_DN), not WPNAV_SPEED_DN
         legs += [Leg("descent", dz_m=-above_zone, payload_kg=kg, label="lower to ground",
                      speed_mps=min(LAND_SPEED_MPS, airframe.descent_speed_mps)),
@@ -215,12 +306,12 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
                  Leg("climb", dz_m=above_zone, payload_kg=0.0, label="climb back")]
     elif method == "gripper":
         drop_alt = zone_ground + ops.drop_alt_m
-        items += [_wp(zl, zt, cruise, "over zone"),
+        items += [_wp(zl, zt, cruise, "over zone: weigh", hold_s=WEIGH_S),
                   _wp(zl, zt, drop_alt, "down to drop height"),
                   MissionItem(C.DO_GRIPPER, C.FRAME_MISSION, param1=1, param2=C.GRIPPER_ACTION_RELEASE, label="release"),
                   MissionItem(C.NAV_LOITER_TIME, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=3, lat=zt, lon=zl, alt=drop_alt,
                               label="let go"),
-                  _wp(zl, zt, cruise, "climb back")]
+                  _wp(zl, zt, cruise, "climb back: weigh", hold_s=WEIGH_S)]
         d = cruise - drop_alt
         legs += [Leg("descent", dz_m=-d, payload_kg=kg), Leg("hover", hover_s=ops.hover_at_zone_s, payload_kg=0.0),
                  Leg("climb", dz_m=d, payload_kg=0.0)]
@@ -229,7 +320,7 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
         hover_alt = zone_ground + h_agl
         line = h_agl + 0.5
         pay_s = math.ceil(line / airframe.winch_rate_mps) + 3
-        items += [_wp(zl, zt, cruise, "over zone"),
+        items += [_wp(zl, zt, cruise, "over zone: weigh", hold_s=WEIGH_S),
                   _wp(zl, zt, hover_alt, "winch height"),
                   MissionItem(C.DO_WINCH, C.FRAME_MISSION, param1=1, param2=C.WINCH_RELATIVE_LENGTH_CONTROL, param3=line,
                               param4=airframe.winch_rate_mps, label="lower parcel"),
@@ -242,11 +333,13 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
                               param4=airframe.winch_rate_mps, label="wind in"),
                   MissionItem(C.NAV_LOITER_TIME, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=pay_s, lat=zt, lon=zl, alt=hover_alt,
                               label="winding in"),
-                  _wp(zl, zt, cruise, "climb back")]
+                  _wp(zl, zt, cruise, "climb back: weigh", hold_s=WEIGH_S)]
         d = cruise - hover_alt
         legs += [Leg("descent", dz_m=-d, payload_kg=kg), Leg("hover", hover_s=pay_s + 3, payload_kg=kg),
                  Leg("hover", hover_s=pay_s + max(0.0, ops.hover_at_zone_s - 2 * pay_s - 3), payload_kg=0.0),
                  Leg("climb", dz_m=d, payload_kg=0.0)]
+    legs.insert(at_zone, Leg("hover", hover_s=WEIGH_S, payload_kg=kg, label="weigh with the parcel"))
+    legs.append(Leg("hover", hover_s=WEIGH_S, payload_kg=0.0, label="weigh after the release"))
     for lon, lat in route_back.points_ll[1:-1]:
         items.append(_wp(lon, lat, cruise, "back"))
     items.append(MissionItem(C.NAV_LAND, C.FRAME_GLOBAL_RELATIVE_ALT_INT, lat=hub.lat, lon=hub.lon, alt=0, label="land at hub"))
@@ -277,15 +370,12 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
         "WPNAV_SPEED_DN": round(airframe.descent_speed_mps * 100),
         "LAND_SPEED": round(LAND_SPEED_MPS * 100), "LAND_ALT_LOW": round(LAND_ALT_LOW_M * 100),
     }
-    if method in ("gripper", "payload_place", "winch"):
-        params.update({"GRIP_ENABLE": 1, "GRIP_TYPE": 1, f"SERVO{airframe.gripper_servo}_FUNCTION": 28})
-    if method == "winch":
-        params.update({"WINCH_TYPE": 1})
+    params.update(drop_device_params(airframe, method))
     return FlightPlan(hub=hub, zone=zone, airframe=airframe, ops=ops, parcel=parcel, method=method,
                       route_out=route_out, route_back=route_back, cruise_alt_m=cruise,
                       zone_ground_rel_home_m=zone_ground, legs=legs, mission=items, fence=fence, rally=rally,
                       params=params, fence_alt_max_m=round(fence_alt_max, 1), airspace_name=airspace.name,
-                      warnings=warnings, fence_zones=fence_zones)
+                      warnings=warnings, fence_zones=fence_zones, airframe_reason=airframe_reason)
 
 
 def _ring_items(poly: Polygon, frame, command: int) -> list[MissionItem]:

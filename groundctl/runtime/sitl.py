@@ -54,6 +54,7 @@ class SitlProcess:
     instance: int
     url: str
     log_path: Path
+    model: str = "+"  # the SITL physics model it flies
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -107,28 +108,83 @@ def free_instance(start: int = 0) -> int:
 SITL_PACK_V = 12.6  # SIM_BATT_VOLTAGE default: SITL's simulated pack
 
 
+@dataclass(frozen=True)
+class SitlFrame:
+    """A multicopter layout as ArduPilot SITL flies it: the physics model (`--model`, a name from
+    supported_frames in libraries/SITL/SIM_Frame.cpp), the autopilot's FRAME_CLASS / FRAME_TYPE
+    (AP_Motors_Class.h) that must match it, and the defaults files sim_vehicle.py loads for that frame
+    after copter.parm (Tools/autotest/pysim/vehicleinfo.py)."""
+
+    name: str
+    model: str
+    frame_class: int
+    frame_type: int
+    parm_files: tuple[str, ...]
+
+
+# by rotor count; X layouts where SITL has one (sim_vehicle.py -f X / hexax; its octa is plus only)
+SITL_FRAMES = {
+    4: SitlFrame("quad X", "x", 1, 1, ("copter-X.parm",)),
+    6: SitlFrame("hexa X", "hexax", 2, 1, ("copter-hexa.parm", "copter-X.parm")),
+    8: SitlFrame("octa +", "octa", 3, 0, ("copter-octa.parm",)),
+}
+
+
+def sitl_frame(airframe) -> SitlFrame:
+    """The SITL frame of an airframe, from its rotor count."""
+    f = SITL_FRAMES.get(airframe.rotor_count)
+    if f is None:
+        raise SitlUnavailable(f"airframe {airframe.name!r} has {airframe.rotor_count} rotors: groundctl starts SITL "
+                              f"for {', '.join(str(n) for n in SITL_FRAMES)} rotors only", field="airframe.rotor_count")
+    return f
+
+
+def _frame_of(params: dict[str, float] | None) -> SitlFrame | None:
+    if not params or "FRAME_CLASS" not in params:
+        return None
+    key = (int(params["FRAME_CLASS"]), int(params.get("FRAME_TYPE", 0)))
+    f = next((f for f in SITL_FRAMES.values() if (f.frame_class, f.frame_type) == key), None)
+    if f is None:
+        raise SitlUnavailable(f"no SITL model for FRAME_CLASS {key[0]} FRAME_TYPE {key[1]}", field="FRAME_CLASS")
+    return f
+
+
 def delivery_params(plan) -> dict[str, float]:
     """SITL parameters so the simulated vehicle matches the airframe the plan was checked for.
 
+    The frame: FRAME_CLASS / FRAME_TYPE of the airframe's rotor count (start_sitl picks the matching
+    physics model from them), so a hexa the verdict chose flies as a hexa, not as SITL's default quad.
     ArduPilot's battery monitor reports consumed mAh against BATT_CAPACITY (default 3300 mAh): left
     alone, the simulated pack is a fraction of the airframe's and the flight meets a low-battery
     return it was never planned for. Size it to the airframe's energy at SITL's pack voltage.
+    The drop devices need nothing SITL-specific beyond the gripper simulation (SIM_GRPS_*, set by the
+    runtime with the plan's parameters): SITL has no winch model, and AP_Winch_PWM reports the line
+    it commanded.
     """
-    return {"BATT_CAPACITY": round(plan.airframe.battery_wh / SITL_PACK_V * 1000)}
+    f = sitl_frame(plan.airframe)
+    return {"FRAME_CLASS": f.frame_class, "FRAME_TYPE": f.frame_type,
+            "BATT_CAPACITY": round(plan.airframe.battery_wh / SITL_PACK_V * 1000)}
 
 
 def start_sitl(lat: float, lon: float, alt_amsl_m: float, heading_deg: float = 0.0, *, speedup: float = 1.0,
                instance: int | None = None, workdir: str | Path | None = None, wipe: bool = True,
-               extra_args: list[str] | None = None, params: dict[str, float] | None = None) -> SitlProcess:
+               extra_args: list[str] | None = None, params: dict[str, float] | None = None,
+               model: str | None = None) -> SitlProcess:
     """Start arducopter; returns once it listens. Connect to `.url` (the first port holds the boot
-    until a client connects, and serves one client)."""
+    until a client connects, and serves one client). The physics model follows FRAME_CLASS /
+    FRAME_TYPE in `params` (see delivery_params) unless `model` names one; with neither, "+"."""
     binary = sitl_binary()
     inst = free_instance() if instance is None else instance
     wd = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"groundctl-sitl{inst}-"))
     wd.mkdir(parents=True, exist_ok=True)
-    args = [str(binary), "--model", "+", "--speedup", str(speedup), "-I", str(inst),
+    frame = _frame_of(params)
+    model = model or (frame.model if frame else "+")
+    args = [str(binary), "--model", model, "--speedup", str(speedup), "-I", str(inst),
             "--home", f"{lat},{lon},{alt_amsl_m},{heading_deg}"]
     defaults = [str(d)] if (d := defaults_file(binary)) is not None else []
+    if defaults and frame is not None:
+        defaults += [str(Path(defaults[0]).parent / n) for n in frame.parm_files
+                     if (Path(defaults[0]).parent / n).is_file()]
     if params:
         extra = wd / "groundctl.parm"
         extra.write_text("".join(f"{k} {v:g}\n" for k, v in params.items()))
@@ -152,7 +208,7 @@ def start_sitl(lat: float, lon: float, alt_amsl_m: float, heading_deg: float = 0
     else:
         proc.kill()
         raise SitlUnavailable(f"arducopter did not listen on {port} within 30 s")
-    return SitlProcess(proc, wd, inst, f"tcp:127.0.0.1:{port}", log_path)
+    return SitlProcess(proc, wd, inst, f"tcp:127.0.0.1:{port}", log_path, model)
 
 
 def cleanup(p: SitlProcess) -> None:
