@@ -64,6 +64,8 @@ class FaultRules:
 
     def _breach(self, now: float, text: str, at: datetime | None = None, **data: Any) -> None:
         s, sp = self.state, self.spec
+        if not self.armed_seen or self.phase == "landed":
+            return  # "Vehicle breaching ..." on the ground is the pre-arm check's business
         t = at or self.vehicle_time(now)
         depth = sp.breach_depth_m(s.lat, s.lon) if sp.breach_depth_m and s.lat is not None else None
         if self._inc.open("fence_breach", t, text, worst=depth, unit="m" if sp.breach_depth_m else ""):

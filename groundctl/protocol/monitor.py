@@ -49,6 +49,9 @@ _CRASH_TILT_RAD = 1.0  # disarmed lying at ~60 degrees or more: on its side, not
 _ONE_SHOT = set(PHASES) | {"armed", "drop_failed", "low_battery", "aborted", "rtl", "crashed", "return_route"}
 # events held after an outage until the vehicle's clock is heard again, then dated
 _ZONE_PHASES = ("at_zone", "lowering", "released", "drop_failed")
+# event kind -> the incident it reports (for a resume from stored events)
+_INCIDENT_OF = {"fence_breach": "fence_breach", "reserve_used": "reserve_used", "low_battery": "low_battery",
+                "link_lost": "link_loss", "failsafe": "failsafe", "gps_loss": "gps_loss", "mode_change": "mode_change"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # messages that can move the phase; ATTITUDE, VFR_HUD and the like cannot, and they are most of the traffic
 _PHASE_INPUTS = frozenset({"HEARTBEAT", "GLOBAL_POSITION_INT", "MISSION_CURRENT", "MISSION_ITEM_REACHED",
@@ -248,8 +251,23 @@ class FlightMonitor(FaultRules, OutcomeRules):
         return rest
 
     # -- resume ----------------------------------------------------------------------------------
-    def _resume(self, seen: list[str]) -> None:
-        for kind in seen:
+    def _resume(self, seen: list) -> None:
+        """`seen`: the kinds of the stored events, or the events themselves (with .kind, .data, .time),
+        which also bring back what the incidents and the parcel were before the restart."""
+        for item in seen:
+            kind = getattr(item, "kind", item)
+            data = getattr(item, "data", None) or {}
+            t = getattr(item, "time", None) or self._anchor[1]
+            inc = _INCIDENT_OF.get(kind)
+            if inc is not None and not (kind == "link_lost" and "taking_off" not in self._once):
+                self._inc.open(inc, t, getattr(item, "message", "") or f"{kind} before a restart")
+                self._inc.close(inc, t)
+            if kind == "crashed":
+                self.crashed = "before a restart"
+            elif kind == "return_route":
+                self.turned_back_seq = data.get("seq", self._return_seq)
+            elif kind == "drop_failed":
+                self._parcel_left = data.get("parcel") == "left"
             if kind in _ONE_SHOT:
                 self._once.add(kind)
             if kind in PHASES and PHASES.index(kind) > PHASES.index(self.phase):

@@ -89,7 +89,7 @@ class OutcomeRules:
             return "crashed"
         if lost:
             return "lost"
-        if not self.armed_seen or self.takeoff_time is None:
+        if not self.armed_seen or (self.takeoff_time is None and "taking_off" not in self._once):
             return "aborted" if aborted else "failed"
         d = self.end_distance_m()
         if d is not None and d > self.spec.home_radius_m:

@@ -348,3 +348,46 @@ def test_outcome_table():
     s.link = False
     s.step(10)
     assert m.outcome(lost=True) == "lost" and m.parcel == "aboard"
+
+
+def test_resume_from_stored_events_keeps_incidents_and_the_parcel():
+    """After a restart the stored events bring back what the kinds alone cannot: the incidents so far
+    (a resumed flight that breached the fence is not a clean delivery) and a parcel left off target."""
+    from groundctl.protocol.events import DeliveryEvent
+
+    stored = [DeliveryEvent("armed"), DeliveryEvent("taking_off"), DeliveryEvent("en_route"),
+              DeliveryEvent("fence_breach", message="Polygon fence breached"), DeliveryEvent("at_zone"),
+              DeliveryEvent("released"), DeliveryEvent("drop_failed", data={"parcel": "left"})]
+    m = FlightMonitor(spec(payload_place_mission(), 4, "payload_place"), seen=stored)
+    assert [i.kind for i in m.incidents(0.0)] == ["fence_breach"]
+    assert m.parcel == "misdelivered"
+    m = FlightMonitor(spec(payload_place_mission(), 4, "payload_place"), seen=[e.kind for e in stored[:6]])
+    s = Vehicle(m)
+    s.armed, s.mode, s.seq, s.alt = True, "AUTO", 5, CRUISE
+    s.step(10, lat=MID[0], lon=MID[1])
+    s.step(10, seq=6, lat=HUB[0], lon=HUB[1], alt=0)
+    s.step(2, armed=False)
+    assert m.outcome() == "delivered_with_incidents"  # the breach before the restart still counts
+
+
+def test_vehicle_clock_anchors():
+    """The vehicle's own UTC when it agrees with ours (a real GPS clock); our clock at the first
+    timestamp when it does not (a simulator run faster than real time); a reboot re-anchors."""
+    from groundctl.protocol import VehicleState
+    from groundctl.protocol.incidents import VehicleClock
+
+    ours = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    st = VehicleState()
+    clock = VehicleClock(st, lambda now: ours + timedelta(seconds=now))
+    st.update(v(M.MAVLink_attitude_message(5_000, 0, 0, 0, 0, 0, 0)), 10.0)
+    assert clock.now(10.0) == ours + timedelta(seconds=10) and clock.source == "boot_ms"
+    st.update(v(M.MAVLink_attitude_message(65_000, 0, 0, 0, 0, 0, 0)), 13.0)  # 60 vehicle s in 3 of ours
+    assert clock.now(13.0) == ours + timedelta(seconds=70)
+    true = ours + timedelta(seconds=10, milliseconds=300)  # the vehicle's GPS clock, 0.3 s from ours
+    us = int((true + timedelta(seconds=60)).timestamp() * 1e6)
+    st.update(v(M.MAVLink_system_time_message(us, 65_000)), 13.1)
+    assert clock.now(13.1) == true + timedelta(seconds=60) and clock.source == "vehicle_utc"
+    st.update(v(M.MAVLink_attitude_message(2_000, 0, 0, 0, 0, 0, 0)), 20.0)  # rebooted
+    assert st.boots == 1 and clock.now(20.0) == ours + timedelta(seconds=20)
+    st.update(v(M.MAVLink_attitude_message(1_500, 0, 0, 0, 0, 0, 0)), 20.1)  # a late one: no running back
+    assert clock.now(20.1) == ours + timedelta(seconds=20)
