@@ -81,6 +81,10 @@ def test_low_battery_at_the_zone_comes_home_along_the_route(scenario, make_plan)
     assert airspace.zones_hit(straight, blocking, margin_m=ops.lateral_margin_m), \
         "scenario does not test anything: the straight line home is clear"
     assert Point(pts[-1]).distance(Point(hx, hy)) < 25
+    rtl = min(airspace.zones_xy[i].distance(straight) for i in blocking)
+    print(f"track clearance {clearance:.1f} m (planned {ops.lateral_margin_m:g}); straight line home "
+          f"{rtl:.1f} m from a zone; turned back {distance_m(low.lat, low.lon, plan.zone.lat, plan.zone.lon):.0f} m "
+          f"from the zone; incidents {[(i.kind, i.count, round(i.duration_s), i.worst) for i in r.incidents]}")
 
 
 def test_link_that_never_comes_back_is_lost(make_plan):
