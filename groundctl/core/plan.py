@@ -252,13 +252,14 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
     hub = fleet.hub(hub_name)
     ops = fleet.operations
     method = method or ops.drop_method
-    switched = False
-    if airframe_name is None:
-        airframe_name, airframe_reason = airframe_choice(fleet, hub, parcel, method)
+    auto, auto_reason = airframe_choice(fleet, hub, parcel, method)
+    # naming the airframe the choice would make (a stored delivery rebuilt) is the same plan
+    if airframe_name is None or airframe_name == auto:
+        airframe_name, airframe_reason = auto, auto_reason
         # not the lightest the hub has: a different vehicle flies, and the operator must know it
-        switched = airframe_name != choose_default(fleet, hub)
+        switched = auto != choose_default(fleet, hub)
     else:
-        airframe_reason = f"{airframe_name}: named by the operator"
+        airframe_reason, switched = f"{airframe_name}: named by the operator", False
     airframe = fleet.airframe(airframe_name)
     if method not in airframe.drop_methods:
         raise InputError(f"airframe {airframe.name!r} cannot drop by {method!r} (it can: {', '.join(airframe.drop_methods)})",

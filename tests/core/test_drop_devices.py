@@ -103,6 +103,10 @@ def test_a_named_airframe_is_not_a_switch(cmac_planned):
     p = plan(kg=1.2, method="payload_place", airframe_name="hexa-heavy")
     assert p.airframe_reason == "hexa-heavy: named by the operator"
     assert not any("airframe" in w for w in p.warnings)
+    # a stored delivery rebuilt with the airframe the choice made is the same plan, reason and warning
+    auto = plan(kg=2.5, method="payload_place")
+    again = plan(kg=2.5, method="payload_place", airframe_name=auto.airframe.name)
+    assert (again.airframe_reason, again.warnings) == (auto.airframe_reason, auto.warnings)
 
 
 def test_choice_by_method_and_box(cmac_planned):
