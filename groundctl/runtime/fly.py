@@ -98,7 +98,9 @@ class DeliveryFlight:
         self.on_progress = on_progress
         self.on_stage = on_stage
         self.resume = resume
-        self.seen = list(seen_events)
+        # stored events (or just their kinds): the events also bring back incidents and the parcel's fate
+        self.seen_events = list(seen_events)
+        self.seen = [getattr(e, "kind", e) for e in self.seen_events]
         self.ready_timeout_s = ready_timeout_s
         self.flight_timeout_s = flight_timeout_s or max(600.0, plan.nominal_time_s() * 4 + 300)
         # silence this long in flight and the vehicle is `lost` (by default: when the flight times out)
@@ -131,7 +133,7 @@ class DeliveryFlight:
             self.vehicle = v = Vehicle(self.link, self.sysid)
             await v.wait_heartbeat(30.0)
             spec = self._spec()
-            self.monitor = FlightMonitor(spec, v.state, seen=self.seen, clock_anchor=(loop.time(), utcnow()))
+            self.monitor = FlightMonitor(spec, v.state, seen=self.seen_events, clock_anchor=(loop.time(), utcnow()))
             v.listen(self._observe)
             if self.resume:
                 self._stage("resuming: monitoring only")
@@ -449,6 +451,10 @@ class DeliveryFlight:
         e = self.prediction or plan_energy(self.plan, None, limits=False)
         pred = phase_energy(e)
         log_ = self.energy_log
+        if self.monitor is not None and self.monitor.phase == "landed" and self.vehicle is not None:
+            # the watch loop ends at the disarm, maybe before another BATTERY_STATUS: close the books now
+            s = self.vehicle.state
+            log_.update("landed", s.mission_seq, s.energy_consumed_wh)
         phases = {ph: {"predicted_wh": round(pred.get(ph, 0.0), 2),
                        "used_wh": round(log_.by_phase[ph], 2) if ph in log_.by_phase else None}
                   for ph in ("climb", "out", "drop", "back", "landing")}
