@@ -8,8 +8,13 @@ import shutil
 
 import pytest
 
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+from groundctl.core.plan import Parcel, build_plan
+from groundctl.core.scenario import load_scenario
 from groundctl.runtime.fly import DeliveryFlight
 from groundctl.runtime.sitl import delivery_params, start_sitl
+from tests.conftest import MISSIONS
 from tests.e2e.conftest import run
 
 pytestmark = [
@@ -23,12 +28,18 @@ pytestmark = [
 SPEEDUP = float(os.environ.get("GROUNDCTL_SITL_SPEEDUP", "5"))
 
 
-def fly_sitl(plan, **kw):
+def fly_sitl(plan, speedup=None, seen=None, **kw):
+    """Start SITL as `fly --sitl` does (the airframe's frame, its battery) and fly the plan.
+    `seen`, a dict, gets the flight, the SITL model and the vehicle state for assertions."""
     h = plan.hub
-    sitl = start_sitl(h.lat, h.lon, h.elevation_m, h.heading_deg, speedup=SPEEDUP, params=delivery_params(plan))
+    sitl = start_sitl(h.lat, h.lon, h.elevation_m, h.heading_deg, speedup=speedup or SPEEDUP,
+                      params=delivery_params(plan))
+    flight = DeliveryFlight(plan, sitl.url, ready_timeout_s=180, **kw)
     try:
-        return run(DeliveryFlight(plan, sitl.url, ready_timeout_s=180, **kw).run(), timeout=850)
+        return run(flight.run(), timeout=850)
     finally:
+        if seen is not None:
+            seen.update(flight=flight, model=sitl.model)
         sitl.stop()
         shutil.rmtree(sitl.workdir, ignore_errors=True)
 
@@ -37,7 +48,7 @@ def texts_of(report):
     return [(e.kind, e.message) for e in report.events]
 
 
-@pytest.mark.parametrize("method", ["payload_place", "gripper"])
+@pytest.mark.parametrize("method", ["payload_place", "gripper", "winch"])
 def test_sitl_delivery(make_plan, method):
     plan = make_plan(zone="lab-south", method=method)
     stages = []
@@ -49,6 +60,28 @@ def test_sitl_delivery(make_plan, method):
     assert r.drop_distance_m < plan.zone.clear_radius_m, r.drop_distance_m
     # the gripper has to be enabled and the autopilot rebooted for it: that must have happened
     assert any("reboot" in s for s in stages), stages
+
+
+def test_sitl_heavy_parcel_flies_the_hexa_it_was_planned_for(make_plan):
+    """2.5 kg is more than the quad carries: the plan says it chose the hexa, and SITL flies a hexa."""
+    plan = make_plan(zone="farm-north", method="winch", kg=2.5)
+    assert plan.airframe.name == "hexa-heavy" and any("quad-x-delivery cannot carry" in w for w in plan.warnings)
+    seen = {}
+    r = fly_sitl(plan, seen=seen)
+    assert seen["model"] == "hexax"
+    # ArduCopter reports its frame in the heartbeat (get_frame_mav_type): FRAME_CLASS 2 is a hexarotor
+    assert seen["flight"].vehicle.state.vehicle_type == mavlink.MAV_TYPE_HEXAROTOR
+    assert r.outcome == "delivered", texts_of(r)
+
+
+def test_sitl_muhanga_default_winch_delivery():
+    """muhanga's operations drop by winch: its plan must arm and deliver on ArduPilot."""
+    sc = load_scenario(MISSIONS / "muhanga")
+    plan = build_plan(sc.airspace, sc.fleet, sc.fleet.hubs[0].name, sc.zone("pharmacy-south"), Parcel(mass_kg=1.0))
+    assert plan.method == "winch"
+    r = fly_sitl(plan, speedup=max(SPEEDUP, 10))
+    assert r.outcome == "delivered", texts_of(r)
+    assert r.drop_distance_m < plan.zone.clear_radius_m
 
 
 def test_sitl_operator_abort_returns_with_parcel(make_plan):
