@@ -391,3 +391,60 @@ def test_vehicle_clock_anchors():
     assert st.boots == 1 and clock.now(20.0) == ours + timedelta(seconds=20)
     st.update(v(M.MAVLink_attitude_message(1_500, 0, 0, 0, 0, 0, 0)), 20.1)  # a late one: no running back
     assert clock.now(20.1) == ours + timedelta(seconds=20)
+
+
+def _return_paths(plan, mon):
+    """(where the vehicle is, the mission item it would be sent to) for every outbound leg (start, middle,
+    end) and over the zone, as the monitor sees it."""
+    m = plan.mission
+    navs = [i for i, it in enumerate(m) if it.is_nav and not (it.lat == 0 and it.lon == 0) and 0 < i <= mon._zone_seq]
+    prev = (plan.hub.lat, plan.hub.lon)
+    for k in navs:
+        for f in (0.05, 0.5, 0.95):
+            lat, lon = prev[0] + f * (m[k].lat - prev[0]), prev[1] + f * (m[k].lon - prev[1])
+            yield k, (lat, lon), "en_route"
+        prev = (m[k].lat, m[k].lon)
+    for k in range(mon._zone_seq, plan.drop_seq + 2):
+        yield k, (plan.zone.lat, plan.zone.lon), "lowering"
+
+
+def test_return_entry_stays_on_cleared_legs_for_every_bundled_flight():
+    """For every bundled scenario, zone and drop method: wherever the vehicle is on its way out, the
+    way home the monitor picks (straight to the jump target, then the mission from there) keeps the
+    planned clearance from every no-fly zone, where the straight line home often does not."""
+    from shapely.geometry import LineString
+
+    from groundctl.core.plan import Parcel, build_plan, make_planner
+    from groundctl.core.scenario import bundled, load_scenario
+    from groundctl.protocol import FlightSpec
+
+    checked = straight_hits = 0
+    for name in bundled():
+        sc = load_scenario(name)
+        ops, air = sc.fleet.operations, sc.airspace
+        for hub in sc.fleet.hubs:
+            planner = make_planner(air, hub, ops)
+            blocking = air.blocking(ops.cruise_alt_m + ops.vertical_margin_m, hub.elevation_m)
+            for zone in sc.zones:
+                for method in ("payload_place", "gripper", "winch"):
+                    try:
+                        plan = build_plan(air, sc.fleet, hub.name, zone, Parcel(mass_kg=1.0), method=method,
+                                          planner=planner)
+                    except Exception:
+                        continue  # no route, zone out of range, method not carried: nothing to fly
+                    mon = FlightMonitor(FlightSpec.from_plan(plan))
+                    m = plan.mission
+                    for k, (lat, lon), phase in _return_paths(plan, mon):
+                        mon.state.mission_seq, mon.state.lat, mon.state.lon, mon.phase = k, lat, lon, phase
+                        j = mon.return_entry()
+                        assert j is not None, (name, zone.name, method, k)
+                        pts = [(lon, lat)] + [(it.lon, it.lat) for it in m[j:] if it.is_nav and (it.lat or it.lon)]
+                        path = LineString([air.frame.to_xy(*p) for p in pts])
+                        clear = min((air.zones_xy[i].distance(path) for i in blocking), default=1e9)
+                        assert clear > ops.lateral_margin_m - 1.0, (name, zone.name, method, k, j, clear)
+                        straight = LineString([air.frame.to_xy(lon, lat), air.frame.to_xy(hub.lon, hub.lat)])
+                        straight_hits += air.zones_hit(straight, blocking, margin_m=ops.lateral_margin_m - 1.0) != []
+                        checked += 1
+    assert checked > 100, checked
+    assert straight_hits > 0  # some of these would have gone through a zone on a straight RTL
+    print(f"{checked} return paths checked, {straight_hits} where the straight line home is not clear")
