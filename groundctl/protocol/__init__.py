@@ -52,12 +52,15 @@ Streams (no end):
     state.link_ok(now, timeout_s=3)
 
     monitor = FlightMonitor(FlightSpec.from_plan(plan, wh_per_m=..., reserve_wh=...), state,
-                            seen=[e.kind for e in stored_events], clock_anchor=(loop.time(), utcnow()))
+                            seen=stored_events, clock_anchor=(loop.time(), utcnow()))
     monitor.observe(msg, text, now)    # after state.update; or monitor.feed(msg, now) to do both
     monitor.poll(now)                  # ~1 Hz: link loss
-    monitor.take_events()              # list[groundctl.protocol.events.DeliveryEvent]
-    monitor.take_reactions()           # [("rtl", reason)] or [("cancel", reason)]: the runtime acts
+    monitor.take_events()              # list[DeliveryEvent], dated in vehicle time (time_boot_ms)
+    monitor.take_reactions()           # [("return"|"rtl"|"cancel", reason)]: the runtime acts
+    monitor.return_entry()             # the mission item to jump to for home along the route
+    monitor.expect_mode("RTL")         # before commanding a mode: not an unplanned mode change
     monitor.abort(now, "operator")     # operator abort -> "aborted" event + reaction
+    monitor.outcome(lost=False)        # events.OUTCOMES; monitor.incidents(now): each incident once
 
 Machines are not thread-safe and not reusable: make a new one per transfer/command.
 """
