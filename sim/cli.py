@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gripper reports released but the parcel stays attached")
     p.add_argument("--obstacle", action="append", default=[], type=lambda s: _floats(s, 4),
                    metavar="LAT,LON,RADIUS_M,HEIGHT_M")
+    p.add_argument("--terrain", action="append", default=[], type=lambda s: _floats(s, 4),
+                   metavar="LAT,LON,RADIUS_M,HEIGHT_M",
+                   help="the ground within RADIUS_M is HEIGHT_M above home (negative: below): a valley "
+                        "or a hilltop; elsewhere the ground is flat at home")
     p.add_argument("--no-ekf-s", type=float, default=5.0,
                    help="sim seconds until the EKF has an origin and position")
     return p
@@ -129,7 +133,7 @@ def _glue_negative_values(argv: list[str]) -> list[str]:
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a in ("--home", "--obstacle") and i + 1 < len(argv):
+        if a in ("--home", "--obstacle", "--terrain") and i + 1 < len(argv):
             out.append(f"{a}={argv[i + 1]}")
             i += 2
             continue
@@ -158,7 +162,7 @@ def main(argv=None) -> int:
                        efficiency=args.efficiency, seed=args.seed,
                        loss=args.loss, cut_after_takeoff=args.cut_after_takeoff,
                        cut_for=args.cut_for, gripper_jam=args.gripper_jam,
-                       obstacles=list(args.obstacle), no_ekf_s=args.no_ekf_s)
+                       obstacles=list(args.obstacle), terrain=list(args.terrain), no_ekf_s=args.no_ekf_s)
         v = Vehicle(runner, args.sysid + i, opts)
         runner.vehicles.append(v)
         urls = []

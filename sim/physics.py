@@ -175,7 +175,11 @@ class Physics:
         return spd * math.cos(d), spd * math.sin(d)
 
     def ground_h(self, n: float, e: float) -> float:
+        # flat at home, but for terrain patches (the last one that covers the point), then obstacles on top
         g = 0.0
+        for (tn, te, r, th) in self.terrain:
+            if (n - tn) ** 2 + (e - te) ** 2 <= r * r:
+                g = th
         for (on, oe, r, oh) in self.obstacles:
             if (n - on) ** 2 + (e - oe) ** 2 <= r * r:
                 g = max(g, oh)
@@ -192,6 +196,7 @@ class Physics:
         self.h += self.home_alt - alt_amsl
         self.obstacles = [(on - dn, oe - de, r, oh + self.home_alt - alt_amsl)
                           for (on, oe, r, oh) in self.obstacles]
+        self.terrain = [(tn - dn, te - de, r, th + self.home_alt - alt_amsl) for (tn, te, r, th) in self.terrain]
         self.home_lat, self.home_lon, self.home_alt = lat, lon, alt_amsl
         self.home_set = True
         self.broadcast(self.make_msg("HOME_POSITION"))

@@ -62,6 +62,7 @@ class Options:
         self.cut_for = 0.0
         self.gripper_jam = False
         self.obstacles: list[tuple[float, float, float, float]] = []
+        self.terrain: list[tuple[float, float, float, float]] = []  # (lat, lon, radius m, ground m above home)
         self.no_ekf_s = 5.0
         self.__dict__.update(kw)
 
@@ -98,6 +99,10 @@ class Vehicle(MavlinkIO, Telemetry, Modes, AutoMission, Failsafes, Gripper, Winc
         for (olat, olon, orad, oh) in opts.obstacles:
             n, e = geo.ne_offset(self.home_lat, self.home_lon, int(olat * 1e7), int(olon * 1e7))
             self.obstacles.append((n, e, orad, oh))
+        self.terrain = []
+        for (tlat, tlon, trad, th) in opts.terrain:
+            n, e = geo.ne_offset(self.home_lat, self.home_lon, int(tlat * 1e7), int(tlon * 1e7))
+            self.terrain.append((n, e, trad, th))
         self.consumed_mah = cap_mah * (1.0 - opts.battery_pct / 100.0)
         self.consumed_wh = opts.battery_wh * (1.0 - opts.battery_pct / 100.0)
         self.parcel_attached = False

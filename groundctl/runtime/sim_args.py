@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from groundctl.core.fleet import Airframe, Hub
 
+# how far round a landing zone its stated ground elevation holds, in the simulator
+ZONE_GROUND_RADIUS_M = 150.0
+
 
 def sim_vehicle_args(hub: Hub, airframe: Airframe, payload_kg: float) -> list[str]:
     a = airframe
@@ -18,8 +21,12 @@ def sim_vehicle_args(hub: Hub, airframe: Airframe, payload_kg: float) -> list[st
 
 
 def sim_airframe_args(plan, weather=None) -> list[str]:
-    """For a plan: its hub, airframe and parcel, and the weather's surface wind and temperature."""
+    """For a plan: its hub, airframe and parcel, the zone's ground where it is not the hub's (the
+    simulator's ground is flat at home otherwise), and the weather's surface wind and temperature."""
     args = sim_vehicle_args(plan.hub, plan.airframe, plan.parcel.mass_kg)
+    if abs(plan.zone_ground_rel_home_m) > 0.1:
+        z = plan.zone
+        args.append(f"--terrain={z.lat},{z.lon},{ZONE_GROUND_RADIUS_M},{plan.zone_ground_rel_home_m}")
     if weather is not None:
         low = weather.wind_at(10)
         if low is not None:

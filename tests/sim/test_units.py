@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 from pymavlink.dialects.v20 import ardupilotmega as M
 
 from sim import geo
@@ -84,3 +86,19 @@ def test_param_set_rounding_like_ap_param():
     assert coerce(-1.995, INT8) == -2.0
     assert coerce(300, INT8) == 127.0
     assert coerce(0.1, REAL32) != 0.1 and abs(coerce(0.1, REAL32) - 0.1) < 1e-8
+
+
+def test_terrain_patch_moves_the_ground(tmp_path):
+    """--terrain: a valley (or hilltop) round a point; the ground elsewhere stays at home."""
+    from sim.vehicle import Options, Vehicle
+
+    class _Runner:
+        now = 0.0
+
+    home = (-2.0847, 29.7563, 1850.0, 0.0)
+    v = Vehicle(_Runner(), 1, Options(home=home, terrain=[(-2.0847, 29.7600, 100.0, -30.0)], obstacles=[
+        (-2.0847, 29.7600, 5.0, -25.0)]))
+    n, e = 0.0, (29.7600 - 29.7563) * 111320.0 * 0.99934
+    assert v.ground_h(n, e) == pytest.approx(-25.0)  # a shed standing in the valley
+    assert v.ground_h(n + 50, e) == pytest.approx(-30.0)
+    assert v.ground_h(0.0, 0.0) == 0.0
