@@ -658,7 +658,8 @@ class FlightMonitor(FaultRules, OutcomeRules):
     # "loaded" made every winch delivery look jammed. Times are the vehicle's own (time_boot_ms): the
     # settling after the release is physics, and a wall-clock settle meant 30 vehicle seconds at
     # speed-up 10 (inside the wind-in hover) but 60 at speed-up 20 (after it), so the verdict depended
-    # on the speed-up.
+    # on the speed-up. The plan holds a hover over the zone at cruise height before and after every drop
+    # (core.plan WEIGH_S), so the hover comparison always has its samples, same place, height and wind.
     _jam_release_at: tuple[int, float] | None = None  # (clock source, time) of the first sample after release
 
     def _jam_clock(self, now: float) -> tuple[int, float]:
