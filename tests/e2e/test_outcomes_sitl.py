@@ -67,29 +67,38 @@ def fly_sitl_with(plan, trigger, track):
         shutil.rmtree(sitl.workdir, ignore_errors=True)
 
 
-def test_sitl_gps_loss_on_the_way_home_is_landed_away(make_plan):
+@pytest.mark.parametrize("leg", ["home", "out"])
+def test_sitl_gps_loss_is_landed_away(make_plan, leg):
     """Issue 8: a GPS loss on the way home ended in ArduPilot's EKF failsafe landing far from the hub,
-    and groundctl said `delivered`. It must say landed_away, where, how far, and which failsafe."""
+    and groundctl said `delivered`; on the way out it said `returned_with_parcel`. Both are landed_away:
+    where, how far from the hub, with or without the parcel, and which failsafe."""
     plan = make_plan(zone="clinic-east")
 
     async def lose_gps(flight):
         mon = flight.monitor
         s = mon.state
-        if mon.phase == "returning" and s.lat is not None and \
-                distance_m(s.lat, s.lon, plan.zone.lat, plan.zone.lon) > 600:
+        if s.lat is None:
+            return False
+        if leg == "home":
+            due = mon.phase == "returning" and distance_m(s.lat, s.lon, plan.zone.lat, plan.zone.lon) > 600
+        else:
+            due = mon.phase == "en_route" and distance_m(s.lat, s.lon, plan.hub.lat, plan.hub.lon) > 600
+        if due:
             await flight.vehicle.set_params({"SIM_GPS1_ENABLE": 0})
-            return True
-        return False
+        return due
 
     track: list = []
     r = fly_sitl_with(plan, lose_gps, track)
     assert r.outcome == "landed_away", detail(r)
-    assert r.parcel == "delivered" and r.drop_lat is not None
+    if leg == "home":
+        assert r.parcel == "delivered" and r.drop_lat is not None
+    else:
+        assert r.parcel == "aboard" and r.drop_lat is None
     assert r.end_distance_from_hub_m > 100 and r.end_lat is not None, r
     kinds = {i.kind for i in r.incidents}
     assert "failsafe" in kinds or "mode_change" in kinds, r.incidents
     assert len(kinds) == len(r.incidents)  # each once
-    print("GPS loss:", r.outcome, r.end_distance_from_hub_m, r.end_mode,
+    print(f"GPS loss on the way {leg}:", r.outcome, r.parcel, r.end_distance_from_hub_m, r.end_mode,
           [(i.kind, i.count, round(i.duration_s), i.worst, i.detail) for i in r.incidents])
 
 
