@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import secrets
-import statistics
 import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -28,18 +27,19 @@ from groundctl.core import geojson as gj
 from groundctl.core.airspace import Airspace, parse_airspace
 from groundctl.core.fleet import (Airframe, Fleet, Hub, LandingZone, Vehicle, parse_fleet, pydantic_to_input_error,
                                   validate_landing_zone)
-from groundctl.core.calibration import Calibration
 from groundctl.core.energy import plan_energy
 from groundctl.runtime.calibration import calibration_for, flight_from_report
 from groundctl.runtime.calibration import record as record_flight
 from groundctl.core.geo import geodesic_distance_m
 from groundctl.core.plan import FlightPlan, Parcel, build_plan, choose_airframe, make_planner
-from groundctl.core.preflight import preflight
 from groundctl.core.weather import Weather, weather_from_dict, weather_from_values
 from groundctl.errors import (CheckFailure, Conflict, GroundctlError, InputError, NoRouteError, NotFound,
                               PlanRefused, ValidationErrors)
 from groundctl.runtime.events import DeliveryEvent, Progress
-from groundctl.runtime.store import (IN_FLIGHT_STATES, AirspaceVersion, Delivery, Event, FleetItem, Recipient, Store,
+from groundctl.runtime.kpis import kpis
+from groundctl.runtime.live import LiveHub
+from groundctl.runtime.verdicts import time_to_drop_s, verdict_for
+from groundctl.runtime.store import (IN_FLIGHT_STATES, AirspaceVersion, Delivery, FleetItem, Recipient, Store,
                                      Zone, database_url, is_active, token_hash, utcnow)
 
 log = logging.getLogger("groundctl.service")
@@ -73,116 +73,6 @@ class Settings:
 
 
 # -- verdicts ----------------------------------------------------------------------------------------
-
-@dataclass
-class VerdictView:
-    go: bool
-    failures: list[dict]
-    detail: dict
-
-
-def _plain(v: Any) -> Any:
-    """JSON-safe copy: non-finite numbers become null (JSON has no Infinity), anything else a string."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if v is None or isinstance(v, (str, int, bool)):
-        return v
-    return str(v)
-
-
-def verdict_for(plan: FlightPlan, weather: Weather | None, now: datetime, airspace: Airspace | None,
-                calibration: Calibration | None = None) -> VerdictView:
-    v = preflight(plan, weather, now=now, airspace=airspace, calibration=calibration)
-    fails = [{"check": c.name, "message": c.message} for c in v.failures]
-    return VerdictView(v.go, fails, _plain(v.to_dict()))
-
-
-def time_to_drop_s(plan: FlightPlan) -> float:
-    """Planned seconds from take-off to the parcel leaving the aircraft (first leg without payload)."""
-    t = 0.0
-    for leg in plan.legs:
-        if leg.payload_kg == 0 and plan.parcel.mass_kg > 0:
-            break
-        t += plan.leg_time_s(leg)
-    return t
-
-
-# -- live fan-out -------------------------------------------------------------------------------------
-
-class LiveHub:
-    """Latest position/phase of every vehicle, pushed to WebSocket subscribers at a fixed rate.
-
-    One task serialises each frame once and hands the same string to every subscriber queue, so the cost
-    per subscriber is a queue put and a socket write. A slow subscriber skips old frames instead of
-    holding everyone back.
-    """
-
-    def __init__(self, hz: float) -> None:
-        self.period = 1.0 / hz
-        self.vehicles: dict[str, dict] = {}
-        self.subscribers: set[asyncio.Queue] = set()
-        self._task: asyncio.Task | None = None
-        self.frames = 0
-
-    def update(self, vehicle: str, data: dict) -> None:
-        self.vehicles[vehicle] = data
-
-    def subscribe(self) -> asyncio.Queue:
-        q: asyncio.Queue = asyncio.Queue(maxsize=20)
-        self.subscribers.add(q)
-        return q
-
-    def unsubscribe(self, q: asyncio.Queue) -> None:
-        self.subscribers.discard(q)
-
-    def publish(self, msg: dict) -> None:
-        self._fan_out(json.dumps(_plain(msg)))
-
-    def _fan_out(self, text: str) -> None:
-        for q in list(self.subscribers):
-            if q.full():  # a slow reader loses its oldest frame: the newest position is the one that matters
-                try:
-                    q.get_nowait()
-                except asyncio.QueueEmpty:
-                    pass
-            q.put_nowait(text)
-
-    def snapshot(self) -> dict:
-        return {"type": "snapshot", "time": utcnow().isoformat(), "vehicles": list(self.vehicles.values())}
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        nxt = loop.time()
-        while True:
-            if self.subscribers:
-                self._fan_out(json.dumps(self.snapshot(), default=str))
-                self.frames += 1
-            nxt += self.period
-            delay = nxt - loop.time()
-            if delay < -self.period:  # fell far behind: do not burst to catch up
-                nxt = loop.time()
-                delay = 0
-            await asyncio.sleep(max(0.0, delay))
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="live-hub")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-
-# -- the service --------------------------------------------------------------------------------------
 
 def _fleet_kind_model(kind: str):
     return {"hub": Hub, "airframe": Airframe, "vehicle": Vehicle}[kind]
@@ -478,9 +368,9 @@ class Service:
                     best = (plan.distance_m, hub.name)
                 if not ok:
                     reasons.append(f"hub {hub.name!r}: out of range: a {plan.distance_m / 1000:.1f} km round trip with a "
-                                   f"{parcel.mass_kg:g} kg reference parcel needs {e.needed_wh:.0f} Wh, "
-                                   f"{e.usable_wh - e.reserve_wh:.0f} Wh usable after the reserve; largest "
-                                   f"out-and-back radius {e.max_radius_m / 1000:.1f} km")
+                                   f"{parcel.mass_kg:g} kg reference parcel needs {e.needed_wh:.0f} Wh plus "
+                                   f"{e.uncertainty_wh:.0f} Wh for model error, {e.usable_wh - e.reserve_wh:.0f} Wh "
+                                   "usable after the reserve")
             if best is None and reasons:
                 errors.append(InputError("no hub can reach this zone and return: " + " | ".join(reasons),
                                          field="zone.position"))
@@ -687,7 +577,8 @@ class Service:
                 "airspace_version": d.airspace_version, "plan": d.summary, "route": d.route,
                 "failures": (d.verdict or {}).get("failures", []), "verdict": d.verdict,
                 "progress": self.progress.get(d.id),
-                "parcel": rdata.get("parcel"), "incidents": rdata.get("incidents", []),
+                # where the parcel ended up (delivered, aboard, misdelivered); "parcel" is what was sent
+                "parcel_at": rdata.get("parcel"), "incidents": rdata.get("incidents", []),
                 "end": {k: rdata.get(k) for k in ("end_lat", "end_lon", "end_distance_from_hub_m", "end_mode")}
                 if report else None,
                 "events": [e.to_dict() for e in events],
@@ -894,91 +785,7 @@ class Service:
 
     # -- KPIs ---------------------------------------------------------------------------------------
     def kpis(self, since: datetime | None, until: datetime | None) -> dict:
-        with self.store.session() as s:
-            q = select(Event.delivery_id, Event.time, Event.data).where(Event.kind == "dispatched")
-            if since is not None:
-                q = q.where(Event.time >= since)
-            if until is not None:
-                q = q.where(Event.time < until)
-            dispatched = {row[0]: row for row in s.execute(q)}
-            ids = list(dispatched)
-            evs: dict[int, dict[str, Event]] = {i: {} for i in ids}
-            if ids:
-                for e in s.scalars(select(Event).where(Event.delivery_id.in_(ids)).order_by(Event.id)):
-                    evs[e.delivery_id].setdefault(e.kind, e)
-            rows = list(s.scalars(select(Delivery).where(Delivery.id.in_(ids)))) if ids else []
-            zones = {d.id: d.zone for d in rows}
-            airframe_of = {d.id: d.airframe for d in rows}
-        finished = [i for i in ids if {"report", "failed"} & set(evs[i])]
-        outcome = {i: _outcome_of(evs[i]) for i in ids}
-        report = {i: ((evs[i]["report"].data or {}) if "report" in evs[i] else {}) for i in ids}
-        # the parcel reached the recipient (with or without incidents on the way, wherever the drone ended)
-        delivered = [i for i in ids if report[i].get("parcel") == "delivered"
-                     or (not report[i] and "released" in evs[i] and "drop_failed" not in evs[i])]
-        clean = [i for i in finished if outcome[i] == "delivered"]
-        by_outcome: dict[str, int] = {}
-        for i in finished:
-            by_outcome[outcome[i] or "unknown"] = by_outcome.get(outcome[i] or "unknown", 0) + 1
-        incident_kinds: dict[str, dict[str, int]] = {}
-        with_incidents = 0
-        for i in finished:
-            incs = report[i].get("incidents") or []
-            with_incidents += bool(incs)
-            for inc in incs:
-                k = incident_kinds.setdefault(inc.get("kind", "unknown"), {"deliveries": 0, "count": 0})
-                k["deliveries"] += 1
-                k["count"] += int(inc.get("count") or 1)
-        on_time = 0
-        dists, energies = [], []
-        for i in delivered:
-            promised = dispatched[i][2].get("eta_promised")
-            rel = evs[i]["released"]
-            if promised and rel.time <= datetime.fromisoformat(promised) + timedelta(seconds=self.settings.on_time_grace_s):
-                on_time += 1
-            rep = evs[i].get("report")
-            lat, lon = rel.lat, rel.lon
-            if rep is not None and "drop_lat" in (rep.data or {}) and (rep.data or {}).get("drop_lat") is None:
-                continue  # the report does not vouch for a drop position (released during a link outage)
-            if rep is not None and (rep.data or {}).get("drop_lat") is not None:
-                lat, lon = rep.data["drop_lat"], rep.data["drop_lon"]
-            if lat is not None and lon is not None:
-                dists.append(geodesic_distance_m(zones[i]["lon"], zones[i]["lat"], lon, lat))
-        # predicted (as the verdict had it) against used, per airframe: how far the energy model can be trusted
-        by_frame: dict[str, dict[str, float]] = {}
-        for i in finished:
-            rep = evs[i].get("report")
-            wh = (rep.data or {}).get("energy_used_wh") if rep is not None else None
-            if wh is not None:
-                energies.append(wh)
-            en = report[i].get("energy") or {}
-            if en.get("complete") and en.get("used_wh") is not None and en.get("predicted_wh"):
-                f = by_frame.setdefault(airframe_of.get(i) or "unknown", {"flights": 0, "predicted_wh": 0.0, "used_wh": 0.0})
-                f["flights"] += 1
-                f["predicted_wh"] += en["predicted_wh"]
-                f["used_wh"] += en["used_wh"]
-        energy_by_airframe = {name: {"flights": int(f["flights"]), "predicted_wh": round(f["predicted_wh"], 2),
-                                     "used_wh": round(f["used_wh"], 2),
-                                     "ratio": round(f["used_wh"] / f["predicted_wh"], 3) if f["predicted_wh"] else None}
-                              for name, f in sorted(by_frame.items())}
-        # each delivery is dispatched once, so a success is a success on the first attempt; a parcel that
-        # comes home and is sent again is a new delivery and counts as a failed first attempt here. Only a
-        # clean delivery is a success: one with a fence breach, a failsafe or a used reserve is not.
-        return {
-            "since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
-            "deliveries": len(ids), "finished": len(finished), "delivered": len(delivered),
-            "delivered_clean": len(clean),
-            "first_attempt_success_rate": round(len(clean) / len(finished), 4) if finished else None,
-            "outcomes": by_outcome,
-            "incidents": {"rate": round(with_incidents / len(finished), 4) if finished else None,
-                          "deliveries_with_incidents": with_incidents, "by_kind": incident_kinds},
-            "on_time_rate": round(on_time / len(delivered), 4) if delivered else None,
-            "on_time_grace_s": self.settings.on_time_grace_s,
-            "median_drop_distance_m": round(statistics.median(dists), 2) if dists else None,
-            "energy_per_delivery_wh": round(statistics.fmean(energies), 2) if energies else None,
-            "energy_by_airframe": energy_by_airframe,
-            "aborted": sum(1 for i in ids if "aborted" in evs[i]),
-            "failed": sum(1 for i in ids if "failed" in evs[i]),
-        }
+        return kpis(self.store, since, until, on_time_grace_s=self.settings.on_time_grace_s)
 
     # -- map ----------------------------------------------------------------------------------------
     def map_data(self, operator: bool) -> dict:
@@ -997,11 +804,3 @@ class Service:
                 out["routes"] = [{"delivery": d.id, "state": d.state, "vehicle": d.vehicle, "points": d.route}
                                  for d in rows if d.route]
         return out
-
-
-def _outcome_of(evs: dict) -> str | None:
-    """A delivery's outcome: its report's, or `failed` for one that failed without a report."""
-    rep = evs.get("report")
-    if rep is not None:
-        return (rep.data or {}).get("outcome") or rep.message or None
-    return "failed" if "failed" in evs else None

@@ -138,7 +138,7 @@ def test_out_of_range_zone(tmp_path):
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             for name in ("quad-x-delivery", "hexa-heavy"):
                 a = c.get(f"/api/v1/airframes/{name}", headers=OP).json()
-                r = c.put(f"/api/v1/airframes/{name}", json={**a, "battery_wh": a["battery_wh"] / 4}, headers=OP)
+                r = c.put(f"/api/v1/airframes/{name}", json={**a, "battery_wh": a["battery_wh"] / 2.5}, headers=OP)
                 assert r.status_code == 200, r.text
             h = register(c)
             p = assert_problem(c.post("/api/v1/zones", json=zone_body(CLINIC_EAST), headers=h), 422)
