@@ -8,6 +8,7 @@ keeps parameters and missions between runs; `-w` wipes it at start.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from groundctl.errors import GroundctlError
+
+log = logging.getLogger(__name__)
 
 
 class SitlUnavailable(GroundctlError):
@@ -194,6 +197,7 @@ def start_sitl(lat: float, lon: float, alt_amsl_m: float, heading_deg: float = 0
     if wipe:
         args.append("-w")
     args += extra_args or []
+    log.info("starting ArduPilot SITL: %s", " ".join(args))
     log_path = wd / "sitl.log"
     logf = open(log_path, "wb")
     proc = subprocess.Popen(args, cwd=wd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
