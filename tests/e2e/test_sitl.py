@@ -52,7 +52,10 @@ def texts_of(report):
 def test_sitl_delivery(make_plan, method):
     plan = make_plan(zone="lab-south", method=method)
     stages = []
-    r = fly_sitl(plan, on_stage=stages.append)
+    seen = {}
+    r = fly_sitl(plan, on_stage=stages.append, seen=seen)
+    print(f"SITL {method:14s} {r.outcome} drop {r.drop_distance_m} m, flight {r.flight_time_s} s "
+          f"(model {seen['model']}; params {sorted(k for k in plan.params if k.startswith(('GRIP', 'WINCH', 'SERVO')))})")
     assert r.outcome == "delivered", (texts_of(r), stages)
     k = [e.kind for e in r.events]
     for phase in ("uploaded", "armed", "taking_off", "en_route", "at_zone", "released", "returning", "landed"):
