@@ -1,6 +1,7 @@
 """End-to-end fixtures: the built-in simulator as a separate process, over real loopback sockets."""
 
 import asyncio
+import os
 
 import pytest
 
@@ -10,6 +11,9 @@ from groundctl.runtime.sim_args import sim_airframe_args
 from tests.conftest import MISSIONS
 
 SPEEDUP = 20
+NEEDS_SITL = pytest.mark.skipif(not os.environ.get("ARDUPILOT_SITL"),
+                                reason="ARDUPILOT_SITL is not set: no ArduPilot SITL binary to fly against "
+                                       "(build arducopter by ArduPilot's BUILD.md and export its path)")
 
 
 @pytest.fixture(scope="session")

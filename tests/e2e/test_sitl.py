@@ -15,14 +15,12 @@ from groundctl.core.scenario import load_scenario
 from groundctl.runtime.fly import DeliveryFlight
 from groundctl.runtime.sitl import delivery_params, start_sitl
 from tests.conftest import MISSIONS
-from tests.e2e.conftest import run
+from tests.e2e.conftest import NEEDS_SITL, run
 
 pytestmark = [
     pytest.mark.sitl,
     pytest.mark.timeout(900),
-    pytest.mark.skipif(not os.environ.get("ARDUPILOT_SITL"),
-                       reason="ARDUPILOT_SITL is not set: no ArduPilot SITL binary to fly against "
-                              "(build arducopter by ArduPilot's BUILD.md and export its path)"),
+    NEEDS_SITL,
 ]
 
 SPEEDUP = float(os.environ.get("GROUNDCTL_SITL_SPEEDUP", "5"))

@@ -10,14 +10,13 @@ import subprocess
 
 import pytest
 
+from tests.e2e.conftest import NEEDS_SITL
 from tests.conftest import groundctl_cmd
 
 pytestmark = [
     pytest.mark.sitl,
     pytest.mark.timeout(3600),
-    pytest.mark.skipif(not os.environ.get("ARDUPILOT_SITL"),
-                       reason="ARDUPILOT_SITL is not set: no ArduPilot SITL binary to fly against "
-                              "(build arducopter by ArduPilot's BUILD.md and export its path)"),
+    NEEDS_SITL,
 ]
 SPEEDUP = os.environ.get("GROUNDCTL_SITL_SPEEDUP", "5")
 
