@@ -299,13 +299,22 @@ def register(app: typer.Typer) -> None:
         now: Optional[str] = OPT_NOW,
         timeout_s: float = OPT_TIMEOUT,
         as_json: bool = typer.Option(False, "--json", help="print the verdict as JSON (errors too)"),
+        vehicle_kind: str = typer.Option("vehicle", "--vehicle-kind",
+                                         help="whose energy calibration: vehicle (real aircraft), sim or sitl"),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir",
+                                                help="flown flights (GROUNDCTL_DATA or ./data, shared with fly and serve)"),
     ) -> None:
         """Plan a delivery and decide go / no-go: weather, energy, payload, airspace. Exit 0 go, 1 no-go, 2 bad input."""
+        from groundctl.runtime.calibration import VEHICLE_KINDS, calibration_from
+
         try:
+            if vehicle_kind not in VEHICLE_KINDS:
+                raise GroundctlError(f"must be one of {', '.join(VEHICLE_KINDS)}", field="vehicle_kind")
             t = parse_now(now)
             sc, _planner, plan = plan_for(scenario, zone, hub=hub, airframe=airframe, parcel_kg=parcel_kg,
                                           parcel_size=parcel_size, handling=handling, method=method)
-            verdict = decide(plan, sc.airspace, now=t, metar=metar, forecast_url=forecast_url,
+            cal = calibration_from(data_dir, plan.airframe.name, vehicle_kind)
+            verdict = decide(plan, sc.airspace, now=t, calibration=cal, metar=metar, forecast_url=forecast_url,
                              weather_file=weather_file, wind=wind, wind_dir=wind_dir, gust=gust, precip=precip,
                              visibility=visibility, temp=temp, clouds=clouds, wx=wx, timeout_s=timeout_s)
         except GroundctlError as e:

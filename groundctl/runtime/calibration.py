@@ -6,12 +6,14 @@ DATABASE_URL) that `groundctl serve` uses, so a flight flown either way calibrat
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from groundctl.core.calibration import Calibration, FlightEnergy, calibrate
-from groundctl.runtime.store import EnergyFlight, Store
+from groundctl.runtime.store import EnergyFlight, Store, database_url
 
 VEHICLE_KINDS = ("sim", "sitl", "vehicle")
 
@@ -51,3 +53,17 @@ def flights(store: Store, airframe: str | None = None, vehicle_kind: str | None 
 
 def calibration_for(store: Store | None, airframe: str, vehicle_kind: str) -> Calibration:
     return calibrate(airframe, vehicle_kind, flights(store, airframe, vehicle_kind) if store else [])
+
+
+def calibration_from(data_dir: str | Path | None, airframe: str, vehicle_kind: str) -> Calibration:
+    """For commands that only read (check, plan): the data directory's calibration if it has a database
+    (or DATABASE_URL names one); no directory or database is created just to find none."""
+    if not os.environ.get("DATABASE_URL"):
+        d = Path(data_dir or os.environ.get("GROUNDCTL_DATA") or "./data")
+        if not (d / "groundctl.db").is_file():
+            return calibrate(airframe, vehicle_kind, [])
+    store = Store(database_url(data_dir))
+    try:
+        return calibration_for(store, airframe, vehicle_kind)
+    finally:
+        store.close()
