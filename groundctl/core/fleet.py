@@ -277,6 +277,49 @@ class LandingZone(_Model):
         return Polygon(self.polygon) if self.polygon else None
 
 
+MAX_ZONE_VERTICES = 200  # a garden or a rooftop needs a few dozen; bounds planning and storage per zone
+MAX_OUTLINE_REACH_M = 500.0  # as far as a clear radius may reach: an outline is a landing spot, not a district
+
+
+def zone_outline(obj: Any, field: str = "polygon") -> tuple[tuple[float, float], ...]:
+    """A landing-zone outline from a GeoJSON Polygon: one closed, simple ring of 2-D [lon, lat] positions.
+
+    Only the validated ring is kept, so whatever else a client sent (altitudes, foreign members) is never
+    stored and can never reach the planner.
+    """
+    if not isinstance(obj, dict):
+        raise InputError("must be a GeoJSON Polygon object", field=field)
+    extra = sorted(set(obj) - {"type", "coordinates"})
+    if extra:
+        raise InputError(f"unknown member {extra[0]!r}: an outline has only 'type' and 'coordinates'",
+                         field=f"{field}.{extra[0]}")
+    if obj.get("type") != "Polygon":
+        raise InputError(f"geometry type {obj.get('type')!r} not allowed here (expected Polygon)", field=field)
+    coords = obj.get("coordinates")
+    cf = f"{field}.coordinates"
+    if not isinstance(coords, list) or not coords:
+        raise InputError("polygon coordinates must be a non-empty list of rings", field=cf)
+    if len(coords) > 1:
+        raise InputError("a landing-zone outline has no holes: give one ring", field=cf)
+    ring = coords[0]
+    if not isinstance(ring, list):
+        raise InputError("a ring must be a list of positions", field=f"{cf}[0]")
+    if len(ring) > MAX_ZONE_VERTICES + 1:
+        raise InputError(f"{len(ring)} positions, more than the limit of {MAX_ZONE_VERTICES} vertices "
+                         "(plus the closing position)", field=f"{cf}[0]")
+    for i, p in enumerate(ring):
+        if not isinstance(p, (list, tuple)) or len(p) != 2:
+            raise InputError("a position must be [longitude, latitude] (2-D: no altitude or other members)",
+                             field=f"{cf}[0][{i}]")
+    gj.geometry(obj, field, ("Polygon",))  # closed ring, ranges, finite numbers, no self-intersection
+    return tuple((float(x), float(y)) for x, y in ring)
+
+
+def outline_geojson(ring: tuple[tuple[float, float], ...] | None) -> dict | None:
+    """The stored (and served) form of a validated outline."""
+    return None if not ring else {"type": "Polygon", "coordinates": [[[x, y] for x, y in ring]]}
+
+
 def parse_landing_zones(obj: Any) -> list[LandingZone]:
     out = []
     names: set[str] = set()
@@ -316,12 +359,18 @@ def load_landing_zones(path: str | Path) -> list[LandingZone]:
 
 
 def validate_landing_zone(zone: LandingZone, airspace: Airspace, ops: Operations,
-                          airframe: Airframe | None = None, field: str = "zone") -> None:
-    """Refuse a zone outside the service area or touching a buffered no-fly zone; all reasons at once."""
+                          airframe: Airframe | None = None, field: str = "zone", outline_field: str | None = None) -> None:
+    """Refuse a zone outside the service area or touching a buffered no-fly zone; all reasons at once.
+
+    The outline, when given, is held to the same rules as the clear area around the centre: a recipient
+    must not be able to draw a landing spot across the service-area edge or into a no-fly zone.
+    """
     errors: list[InputError] = []
     frame = airspace.frame
     x, y = frame.to_xy(zone.lon, zone.lat)
     clear = Point(x, y).buffer(zone.clear_radius_m, quad_segs=16)
+    of = outline_field or f"{field}.polygon"
+    outline = frame.project(zone.outline_ll()) if zone.polygon else None
     if airframe is not None and zone.clear_radius_m < airframe.min_clear_radius_m:
         errors.append(InputError(
             f"{zone.clear_radius_m:g} m is smaller than airframe {airframe.name!r} needs ({airframe.min_clear_radius_m:g} m)",
@@ -337,15 +386,35 @@ def validate_landing_zone(zone: LandingZone, airspace: Airspace, ops: Operations
             errors.append(InputError(
                 f"centre is {d:.0f} m from the service area edge, less than the {ops.edge_margin_m:g} m margin",
                 field=f"{field}.position"))
+    if outline is not None:
+        reach = outline.hausdorff_distance(Point(x, y))
+        if reach > MAX_OUTLINE_REACH_M:
+            errors.append(InputError(f"the outline reaches {reach:.0f} m from the centre, more than "
+                                     f"{MAX_OUTLINE_REACH_M:g} m", field=of))
+        if not inner.covers(outline):
+            if not airspace.service_xy.covers(outline):
+                errors.append(InputError(f"the outline leaves the service area {airspace.name!r}", field=of))
+            else:
+                errors.append(InputError(f"the outline comes within {ops.edge_margin_m:g} m of the service area "
+                                         "edge", field=of))
     top = ops.cruise_alt_m + ops.vertical_margin_m
     ground = zone.elevation_m if zone.elevation_m is not None else 0.0
     relevant = airspace.blocking(top, ground)
-    for i in airspace.zones_hit(clear, relevant, margin_m=ops.lateral_margin_m):
+    near_centre = airspace.zones_hit(clear, relevant, margin_m=ops.lateral_margin_m)
+    for i in near_centre:
         nfz = airspace.zones[i]
         d = airspace.zones_xy[i].distance(Point(x, y))
         where = "inside" if d == 0 else f"{d:.0f} m from"
         errors.append(InputError(
             f"centre is {where} no-fly zone {nfz.name!r}; the clear area must stay {ops.lateral_margin_m:g} m away",
             field=f"{field}.position"))
+    if outline is not None:
+        for i in airspace.zones_hit(outline, relevant, margin_m=ops.lateral_margin_m):
+            if i in near_centre:
+                continue  # said once, about the centre
+            d = airspace.zones_xy[i].distance(outline)
+            where = "enters" if d == 0 else f"comes {d:.0f} m from"
+            errors.append(InputError(f"the outline {where} no-fly zone {airspace.zones[i].name!r}; it must stay "
+                                     f"{ops.lateral_margin_m:g} m away", field=of))
     if errors:
         raise errors[0] if len(errors) == 1 else ValidationErrors(errors)

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pydantic import ValidationError
-from shapely.geometry import Point
+from shapely.geometry import Point, Polygon
 from sqlalchemy import func, select
 
-from groundctl.core import geojson as gj
 from groundctl.core.airspace import Airspace, parse_airspace
-from groundctl.core.fleet import (Airframe, Fleet, Hub, LandingZone, Vehicle, parse_fleet, pydantic_to_input_error,
-                                  validate_landing_zone)
+from groundctl.core.fleet import (Airframe, Fleet, Hub, LandingZone, Vehicle, outline_geojson, parse_fleet,
+                                  pydantic_to_input_error, validate_landing_zone, zone_outline)
 from groundctl.core.energy import plan_energy
 from groundctl.runtime.calibration import calibration_for, flight_from_report
 from groundctl.runtime.calibration import record as record_flight
@@ -310,13 +309,11 @@ class Service:
         poly_ring = None
         if body.get("polygon") is not None:
             try:
-                g = gj.geometry(body["polygon"], "polygon", ("Polygon",))
-                if len(g.interiors):
-                    errors.append(InputError("a landing-zone outline has no holes", field="polygon.coordinates"))
-                elif not g.covers(Point(body["lon"], body["lat"])):
+                ring = zone_outline(body["polygon"], "polygon")
+                if not Polygon(ring).covers(Point(body["lon"], body["lat"])):
                     errors.append(InputError("the outline does not contain the centre (lat, lon)", field="polygon"))
                 else:
-                    poly_ring = tuple((float(x), float(y)) for x, y in g.exterior.coords)
+                    poly_ring = ring
             except InputError as e:
                 errors.append(e)
         try:
@@ -337,12 +334,13 @@ class Service:
         frames = {h.name: fleet.airframe(choose_airframe(fleet, h, parcel, ops.drop_method)) for h in fleet.hubs}
         smallest = min(frames.values(), key=lambda a: a.min_clear_radius_m, default=None)
         try:
-            validate_landing_zone(zone, airspace, ops, smallest, field="zone")
+            validate_landing_zone(zone, airspace, ops, smallest, field="zone", outline_field="polygon")
         except ValidationErrors as e:
             errors += e.errors
         except InputError as e:
             errors.append(e)
-        geometry_ok = not any(e.field and e.field.endswith("position") for e in errors)
+        geometry_ok = not any(e.field and (e.field.endswith("position") or e.field.startswith("polygon"))
+                              for e in errors)
         reach: dict[str, Any] = {}
         best: tuple[float, str] | None = None
         if geometry_ok and fleet.hubs:
@@ -401,7 +399,7 @@ class Service:
         now = self.now()
         with self.store.session() as s:
             z = Zone(recipient_id=recipient_id, name=zone.name, lat=zone.lat, lon=zone.lon,
-                     clear_radius_m=zone.clear_radius_m, elevation_m=zone.elevation_m, polygon=body.get("polygon"),
+                     clear_radius_m=zone.clear_radius_m, elevation_m=zone.elevation_m, polygon=outline_geojson(zone.polygon),
                      instructions=zone.instructions, contact=zone.contact, hub=hub, reach=reach,
                      confirmed_at=now, created_at=now, updated_at=now)
             s.add(z)
@@ -418,7 +416,7 @@ class Service:
             self._refuse_if_zone_busy(s, zone_id, "change")
             for k in ("name", "lat", "lon", "clear_radius_m", "elevation_m", "instructions", "contact"):
                 setattr(z, k, getattr(zone, k))
-            z.polygon, z.hub, z.reach = body.get("polygon"), hub, reach
+            z.polygon, z.hub, z.reach = outline_geojson(zone.polygon), hub, reach
             z.updated_at = z.confirmed_at = now  # a fresh write is a confirmation
             return self.zone_view(z)
 
@@ -482,9 +480,13 @@ class Service:
             if view["stale"]:
                 raise Conflict(f"zone {zone_id} was last confirmed {view['confirmed_at']}; the recipient must "
                                f"reconfirm it (POST /api/v1/zones/{zone_id}/confirm)", field="zone_id")
+            try:
+                outline = zone_outline(z.polygon) if z.polygon else None
+            except InputError as e:  # written before outlines were validated: a reason, not a 500
+                raise Conflict(f"zone {zone_id} has an invalid outline ({e}); the recipient must replace it "
+                               f"(PUT /api/v1/zones/{zone_id})", field="zone_id") from None
             zone = LandingZone(name=z.name, lat=z.lat, lon=z.lon, clear_radius_m=z.clear_radius_m,
-                               elevation_m=z.elevation_m,
-                               polygon=tuple(map(tuple, z.polygon["coordinates"][0])) if z.polygon else None,
+                               elevation_m=z.elevation_m, polygon=outline,
                                instructions=z.instructions, contact=z.contact)
             recipient_id, hub_name = z.recipient_id, hub or z.hub
         fleet = self.fleet()
