@@ -107,6 +107,8 @@ def plan(
     now: Optional[str] = _ck.OPT_NOW,
     timeout_s: float = _ck.OPT_TIMEOUT,
     as_json: bool = typer.Option(False, "--json", help="print JSON for machines (errors too)"),
+    vehicle_kind: str = typer.Option("vehicle", "--vehicle-kind", help="whose energy calibration: vehicle, sim or sitl"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="flown flights (GROUNDCTL_DATA or ./data)"),
 ) -> None:
     """Plan a delivery: shortest route clear of no-fly zones, ArduPilot mission, fence, rally; write plan files.
     With weather options, also the go/no-go verdict (exit 1 on NO-GO), exactly as `check` decides it."""
@@ -124,7 +126,15 @@ def plan(
 
             paths["png"] = render_plan_png(p, sc.airspace, planner, out / f"{stem}.png")
         given = weather and _ck.weather_given(**wx_opts)
-        verdict = _ck.decide(p, sc.airspace, now=t, timeout_s=timeout_s, **wx_opts) if given else None
+        verdict = None
+        if given:
+            from groundctl.runtime.calibration import VEHICLE_KINDS, calibration_from
+
+            if vehicle_kind not in VEHICLE_KINDS:
+                raise GroundctlError(f"must be one of {', '.join(VEHICLE_KINDS)}", field="vehicle_kind")
+            # the same calibration `check` reads, so that both give one verdict
+            cal = calibration_from(data_dir, p.airframe.name, vehicle_kind)
+            verdict = _ck.decide(p, sc.airspace, now=t, timeout_s=timeout_s, calibration=cal, **wx_opts)
     except GroundctlError as e:
         fail(e, as_json=as_json)
         return
