@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 
 from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint,
                         create_engine, event, func, select)
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -205,14 +205,39 @@ def database_url(data_dir: str | Path | None = None, url: str | None = None) -> 
         # Heroku-style URLs name the scheme "postgres"; SQLAlchemy wants "postgresql".
         return "postgresql" + url[len("postgres"):] if url.startswith("postgres://") else url
     d = Path(data_dir or os.environ.get("GROUNDCTL_DATA") or "./data")
-    d.mkdir(parents=True, exist_ok=True)
+    # recipients' addresses and contacts live here: only the service's user may list or read it. An
+    # existing directory is left as its owner set it (it may be shared on purpose); the files are not.
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
     return f"sqlite:///{(d / 'groundctl.db').resolve()}"
+
+
+DB_MODE = 0o600
+
+
+def _private_sqlite_files(path: str) -> None:
+    """The database, its WAL and its shared-memory index readable by the service's user only.
+
+    SQLite creates -wal and -shm with the database file's permissions, so creating the database 0600
+    covers new files; the chmod covers files an older version or another umask left readable.
+    """
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, DB_MODE))
+    for p in (path, path + "-wal", path + "-shm"):
+        try:
+            if os.stat(p).st_mode & 0o777 != DB_MODE:
+                os.chmod(p, DB_MODE)
+        except FileNotFoundError:
+            pass
 
 
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite"):
+            db_path = make_url(url).database
+            file_backed = bool(db_path) and db_path != ":memory:" and not db_path.startswith("file:")
+            if file_backed:
+                _private_sqlite_files(db_path)
             self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
             @event.listens_for(self.engine, "connect")
@@ -225,6 +250,8 @@ class Store:
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
+                if file_backed:
+                    _private_sqlite_files(db_path)  # -wal/-shm now exist
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         Base.metadata.create_all(self.engine)

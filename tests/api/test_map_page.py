@@ -49,7 +49,7 @@ def test_map_draws_area_no_fly_zones_zones_and_routes(server, tmp_path):
                 for p, n in ((CLINIC_EAST, "clinic"), (FARM_NORTH, "farm"))]
         d = c.post("/api/v1/deliveries", json={"zone_id": zids[0], "parcel": {"mass_kg": 1}}, headers=OP)
         assert d.json()["state"] == "planned"
-    img = screenshot(f"{server.url}/?key={OP_KEY}", tmp_path / "map.png", tmp_path)
+    img = screenshot(f"{server.url}/#key={OP_KEY}", tmp_path / "map.png", tmp_path)
     assert img.shape[:2] == (800, 1000)
     assert count(img, AREA_RGB) > 50_000, "service area not drawn"
     assert count(img, NOFLY_RGB) > 2_000, "no-fly zones not drawn"
@@ -72,7 +72,7 @@ def test_map_draws_live_vehicles(server, tmp_path):
                                                 "lat": lat, "lon": 149.17, "alt_rel_m": 60.0, "groundspeed_mps": 12.0,
                                                 "battery_pct": 90.0, "eta_s": 100.0})
     try:
-        img = screenshot(f"{server.url}/?key={OP_KEY}", tmp_path / "live.png", tmp_path)
+        img = screenshot(f"{server.url}/#key={OP_KEY}", tmp_path / "live.png", tmp_path)
         assert count(img, VEHICLE_RGB) > 2 * 60, "vehicles not drawn"
     finally:
         server.service.live.vehicles.clear()

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from groundctl.faces.api import problems
+from groundctl.faces.api.secrecy import RefuseKeyInUrl, install_log_redaction
 from groundctl.faces.api.routes import airspace, deliveries, fleet, live, recipients, zones
 from groundctl.runtime.service import Service, Settings
 
@@ -31,12 +32,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     keys = tuple(settings.operator_keys)
     if not keys:
+        # an unknowable key: operator endpoints stay locked rather than open, and nothing secret is logged
         keys = ("dev-" + secrets.token_urlsafe(16),)
-        log.warning("no operator key configured (GROUNDCTL_OPERATOR_KEYS); using %s for this run", keys[0])
+        log.warning("no operator key configured (GROUNDCTL_OPERATOR_KEYS): operator endpoints refuse every key "
+                    "for this run")
+    install_log_redaction(keys)
     service = Service(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        install_log_redaction(keys)  # again: uvicorn may have (re)configured its loggers since create_app
         service.live.start()
         if settings.resume_flights:
             resumed = await service.resume_all()
@@ -56,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.operator_keys = keys
     problems.install(app)
     app.add_middleware(problems.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RefuseKeyInUrl)
     for r in (recipients, zones, fleet, airspace, deliveries, live):
         app.include_router(r.router)
 

@@ -1,5 +1,8 @@
 """`groundctl serve`: the service on uvicorn with the example airspace and a simulated fleet.
 
+The operator key is never printed except once, when serve generates it (see stored_operator_key), and
+never appears in a URL: the map takes it from the address fragment (/#key=...), which browsers do not send.
+
 One `python -m sim` process per vehicle, started at its hub through sim.launch; each vehicle's
 connection URL is written into the fleet so deliveries dispatched to it fly on the simulator.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -59,17 +63,49 @@ def start_fleet_sims(app, speedup: float = 1.0) -> list:
     return handles
 
 
+KEY_FILE = "operator-key"
+
+
+def stored_operator_key(data_dir: str | Path | None) -> tuple[str, Path, bool]:
+    """(key, file, generated now): the development operator key kept in the data directory, mode 0600.
+
+    Generated once and kept, so restarts need not print it again: stdout often ends up in a journal.
+    """
+    d = Path(data_dir or os.environ.get("GROUNDCTL_DATA") or "./data")
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = (d / KEY_FILE).resolve()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+        key = path.read_text().strip()
+        if key:
+            return key, path, False
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    key = "dev-" + secrets.token_urlsafe(16)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key, path, True
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, *, data_dir: str | Path | None = None,
           settings: Settings | None = None, sim: bool = True, speedup: float = 1.0,
           log_level: str = "info") -> None:
-    """Run the service until interrupted. Prints the operator key when none is configured."""
+    """Run the service until interrupted. With no operator key configured, uses the one stored in the data
+    directory, generating it (and printing it, that once) on the first start."""
     settings = settings or Settings.from_env()
     if data_dir is not None:
         settings.data_dir = Path(data_dir)
-    if not settings.operator_keys:
-        settings.operator_keys = ("dev-" + secrets.token_urlsafe(16),)
-        print(f"operator key for this run (set GROUNDCTL_OPERATOR_KEYS to choose your own): "
-              f"{settings.operator_keys[0]}", flush=True)
+    if settings.operator_keys:
+        print("operator keys: from GROUNDCTL_OPERATOR_KEYS", flush=True)
+    else:
+        key, path, new = stored_operator_key(settings.data_dir)
+        settings.operator_keys = (key,)
+        if new:
+            print(f"operator key (generated; shown only this once, stored in {path}): {key}", flush=True)
+        else:
+            print(f"operator key: the one stored in {path} (set GROUNDCTL_OPERATOR_KEYS to choose your own)",
+                  flush=True)
     if sim:
         # the simulated fleet flies in the simulator's still air: that is the weather it really has
         settings.assume_calm = True
@@ -79,8 +115,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, data_dir: str | Path | N
             print("starting the simulated fleet:", flush=True)
             for h in start_fleet_sims(app, speedup):
                 stack.callback(h.stop)
-        print(f"map: http://{host}:{port}/?key={settings.operator_keys[0]}   API docs: http://{host}:{port}/docs",
-              flush=True)
+        print(f"map: http://{host}:{port}/#key=<operator key>   API docs: http://{host}:{port}/docs", flush=True)
         # uvicorn re-raises SIGTERM once it has shut down; with the default handler that kills the process
         # before the simulators are stopped, so turn it into an exit that unwinds this `with`
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

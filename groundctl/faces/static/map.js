@@ -1,5 +1,7 @@
 // The groundctl map: plain canvas, no tiles, no CDN, so it works on an isolated ground-station network.
-// Data comes from /api/v1/map; vehicles move with /api/v1/live/ws (operator key from ?key= or storage).
+// Data comes from /api/v1/map; vehicles move with /api/v1/live/ws. The operator key comes from the form,
+// from storage, or from the address fragment (/#key=...): a fragment is never sent to the server, so the
+// key stays out of access logs (the server refuses ?key= outright).
 "use strict";
 (function () {
   const COLORS = {
@@ -10,11 +12,11 @@
   const ctx = canvas.getContext("2d");
   const statusEl = document.getElementById("status");
   const vehiclesEl = document.getElementById("vehicles");
-  const params = new URLSearchParams(location.search);
-  let key = params.get("key") || localStorage.getItem("groundctl.key") || "";
-  if (params.get("key")) {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  let key = fragment.get("key") || localStorage.getItem("groundctl.key") || "";
+  if (fragment.get("key")) {
     localStorage.setItem("groundctl.key", key);
-    history.replaceState(null, "", location.pathname);  // do not leave the key in the address bar
+    history.replaceState(null, "", location.pathname);  // do not leave the key in the address bar or history
   }
   let data = null;
   const vehicles = new Map();
@@ -26,6 +28,11 @@
   async function load() {
     try {
       const r = await fetch("/api/v1/map", { headers: headers() });
+      if (r.status === 401 && key) {  // a stale or mistyped key: forget it and ask again
+        key = ""; localStorage.removeItem("groundctl.key");
+        document.getElementById("keyform").hidden = false;
+        return load();
+      }
       if (!r.ok) throw new Error(r.status + " " + r.statusText);
       data = await r.json();
       for (const v of data.vehicles || []) vehicles.set(v.vehicle, v);

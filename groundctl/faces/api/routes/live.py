@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from groundctl.faces.api.deps import Operator, ServiceDep, api_key_header, key_ok
+from groundctl.faces.api.deps import Operator, ServiceDep, api_key_header, key_ok, operator
 
 router = APIRouter(prefix="/api/v1", tags=["operators"])
 
@@ -31,21 +31,30 @@ async def live(_: Operator, svc: ServiceDep) -> dict:
     return svc.live.snapshot()
 
 
-@router.get("/map", summary="Everything the map draws; zones and routes only for an operator")
+@router.get("/map", summary="Everything the map draws: anonymous callers get the airspace and hubs only; "
+                           "vehicles, zones and routes need an operator key (a wrong key is 401)")
 async def map_data(request: Request, svc: ServiceDep,
                    key: Annotated[str | None, Depends(api_key_header)] = None) -> dict:
-    return await run_in_threadpool(svc.map_data, key_ok(request, key))
+    if key is not None:
+        await operator(request, key)  # a wrong key is refused, never quietly served the public view
+    out = await run_in_threadpool(svc.map_data, key is not None)
+    if key is None:
+        # live vehicles carry positions, delivery ids and ETAs: who is getting a parcel, where, and when
+        out = {**{k: out[k] for k in PUBLIC_MAP}, "zones": [], "routes": [], "vehicles": []}
+    return out
 
 
+PUBLIC_MAP = ("airspace", "airspace_version", "hubs")
 KEY_PROTOCOL = "groundctl.key."
 
 
 @router.websocket("/live/ws")
-async def live_ws(ws: WebSocket, key: str | None = None) -> None:
+async def live_ws(ws: WebSocket) -> None:
     # Browsers cannot set headers on a WebSocket. The map offers the key as a subprotocol
-    # ("groundctl.key.<key>"), which stays out of access logs; ?key= is for command-line clients.
+    # ("groundctl.key.<key>"); other clients may send X-API-Key. Never a query parameter: URLs are logged
+    # (RefuseKeyInUrl closes such a connection before it gets here).
     offered = [p for p in ws.scope.get("subprotocols", []) if p.startswith(KEY_PROTOCOL)]
-    candidates = [p[len(KEY_PROTOCOL):] for p in offered] + [key, ws.headers.get("x-api-key")]
+    candidates = [p[len(KEY_PROTOCOL):] for p in offered] + [ws.headers.get("x-api-key")]
     if not any(key_ok(ws, k) for k in candidates if k):
         await ws.close(code=1008, reason="missing or invalid operator key")
         return
