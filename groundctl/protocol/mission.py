@@ -14,6 +14,7 @@ Checked against libraries/GCS_MAVLink/MissionItemProtocol.cpp:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +32,40 @@ _ITEMS = ("MISSION_ITEM_INT", "MISSION_ITEM")
 
 @dataclass(frozen=True)
 class TransferProgress:
-    """Items handled so far out of `total` (sent for an upload, received for a download)."""
+    """Items handled so far out of `total` (requested by the vehicle in an upload, received in a
+    download). `restarts`: uploads the vehicle cancelled and this side began again."""
 
     mission_type: int
     done: int
     total: int
+    phase: str = "upload"
+    restarts: int = 0
+
+
+class _Rto:
+    """Retry interval from the measured round trip (Jacobson/Karels, RFC 6298), so a fast link is not
+    left idle a whole second per lost packet and a slow radio is not flooded. Only first-try exchanges
+    are sampled (Karn): the reply to a retry cannot be told from the reply to the original."""
+
+    def __init__(self, initial_s: float, floor_s: float, ceiling_s: float) -> None:
+        self.floor, self.ceiling = floor_s, ceiling_s
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.rto = initial_s
+
+    def sample(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.rto = min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar))
+
+
+def overall_deadline_s(count: int, base_s: float, per_item_s: float) -> float:
+    """The whole transfer's time limit: scales with the list, so 500 items on a bad link get the time
+    they need while a dead link still ends in a bounded time."""
+    return base_s + per_item_s * count
 
 
 def item_to_message(item: MissionItem, seq: int, target_sys: int, target_comp: int,
@@ -93,8 +123,14 @@ class _Transfer(Machine):
 class MissionUpload(_Transfer):
     """Upload `items` (item 0 = home for a mission). result: number of items once the vehicle ACCEPTED.
 
-    The vehicle drives the transfer, so after its first request this side only answers; before it,
-    MISSION_COUNT is re-sent every `retry_s`. No progress for `timeout_s` fails the transfer.
+    The vehicle drives the transfer (it re-asks for an item every second), so after its first request
+    this side only answers, as MAVProxy's wp module does; before it, MISSION_COUNT is re-sent every
+    `retry_s`. On a bad link ArduPilot may give up (OPERATION_CANCELLED after 8 s without an item,
+    and that ACK may itself be lost): this side then starts again with MISSION_COUNT, as long as the
+    whole transfer is inside its overall deadline, `base_s + per_item_s * len(items)`: the vehicle
+    sets the pace (one re-request a second), so at 20 % loss each way an item takes ~0.6 s on
+    average, and a restart late in a long list doubles that; 2 s an item covers it. Failing:
+    no request at all for `timeout_s` after the count, or the overall deadline.
 
     ArduPilot sends its final MISSION_ACK once. If it is lost, silence follows the last item; then
     MISSION_REQUEST_LIST asks for the vehicle's count, and the same count ends the upload with
@@ -102,16 +138,21 @@ class MissionUpload(_Transfer):
     """
 
     def __init__(self, target_sys: int, target_comp: int, mission_type: int, items: list[MissionItem], *,
-                 retry_s: float = 1.5, timeout_s: float = 15.0, gcs: tuple[int, int] | None = None) -> None:
+                 retry_s: float = 1.5, timeout_s: float = 15.0, base_s: float = 20.0, per_item_s: float = 2.0,
+                 gcs: tuple[int, int] | None = None) -> None:
         super().__init__(target_sys, target_comp, mission_type, gcs)
         self.items = list(items)
         self.retry_s = retry_s
         self.timeout_s = timeout_s
+        self.overall_s = overall_deadline_s(len(self.items), base_s, per_item_s)
+        self._t0 = 0.0
         self._sent: set[int] = set()
+        self._best = 0
         self._last_progress = 0.0
         self._last_count = 0.0
         self._last_probe: float | None = None
         self.count_sends = 0
+        self.restarts = 0
         self.confirmed_by_count = False
 
     def _send_count(self, now: float) -> None:
@@ -120,20 +161,41 @@ class MissionUpload(_Transfer):
         self.count_sends += 1
         self._last_count = now
 
+    def _restart(self, now: float, why: str) -> None:
+        """Begin again from item 0: the vehicle has dropped the transfer (it restarts on a new count)."""
+        self.restarts += 1
+        self._sent.clear()
+        self._last_probe = None
+        self._last_progress = now
+        self._send_count(now)
+        self.events.append(TransferProgress(self.mission_type, 0, len(self.items), "upload", self.restarts))
+        self._deadline = min(now + self.retry_s, self._t0 + self.overall_s)
+        del why  # the count of restarts is what the error and the progress report
+
     def _tick(self, now: float) -> None:
+        n = len(self.items)
         if not self._started:
             self._started = True
-            self._last_progress = now
+            self._t0 = self._last_progress = now
             self._send_count(now)
+        elif now - self._t0 >= self.overall_s:
+            self._fail(TransferError(
+                f"{self.what} upload not done within its overall deadline of {self.overall_s:g} s for {n} items: "
+                f"the vehicle asked for {len(self._sent)} of {n} in the last try, best {self._best}, "
+                f"{self.restarts} restarts after the vehicle gave up"))
+            return
         elif now - self._last_progress >= self.timeout_s:
-            n = len(self.items)
+            if self._sent and not self._all_sent():
+                # ArduPilot cancels after 8 s without an item; its ACK may be lost too: start over
+                self._restart(now, "silence")
+                return
             if not self._sent:
                 why = f"no request for an item after {self.count_sends} MISSION_COUNTs"
-            elif n - 1 in self._sent:
+                if self.restarts:
+                    why += f" ({self.restarts} restarts; the vehicle had asked for {self._best} of {n} items)"
+            else:
                 # the ACCEPTED may be what was lost: the vehicle could hold the whole list
                 why = "all items sent but no MISSION_ACK, nor a MISSION_COUNT when asked; read back to see what the vehicle holds"
-            else:
-                why = f"vehicle stopped asking after {len(self._sent)} of {n} items"
             self._fail(TransferError(f"{self.what} upload timed out ({self.timeout_s:g} s without progress): {why}"))
             return
         elif not self._sent and now - self._last_count >= self.retry_s:
@@ -143,7 +205,7 @@ class MissionUpload(_Transfer):
             self._last_probe = now
             self.outbox.append(mavlink.MAVLink_mission_request_list_message(
                 self.target_sys, self.target_comp, self.mission_type))
-        dl = self._last_progress + self.timeout_s
+        dl = min(self._last_progress + self.timeout_s, self._t0 + self.overall_s)
         if not self._sent:
             dl = min(dl, self._last_count + self.retry_s)
         elif self._all_sent():
@@ -162,12 +224,16 @@ class MissionUpload(_Transfer):
             if not 0 <= seq < len(self.items):
                 return  # not a list we sent; a stale request from an earlier transfer
             self.outbox.append(item_to_message(self.items[seq], seq, self.target_sys, self.target_comp, self.mission_type))
-            self._last_progress = now
             self._last_probe = None
-            self._deadline = now + (self.retry_s if seq == len(self.items) - 1 else self.timeout_s)
+            last = seq == len(self.items) - 1
             if seq not in self._sent:
+                # a re-request of an item already answered is the vehicle waiting, not progress
+                self._last_progress = now
                 self._sent.add(seq)
-                self.events.append(TransferProgress(self.mission_type, len(self._sent), len(self.items)))
+                self._best = max(self._best, len(self._sent))
+                self.events.append(TransferProgress(self.mission_type, len(self._sent), len(self.items), "upload",
+                                                    self.restarts))
+            self._deadline = min(now + (self.retry_s if last else self.timeout_s), self._t0 + self.overall_s)
         elif t == "MISSION_COUNT":
             if self._last_probe is None:
                 return
@@ -189,6 +255,9 @@ class MissionUpload(_Transfer):
                 if not self.items or len(self.items) - 1 in self._sent:
                     self._finish(len(self.items))
                 return
+            if r == mavlink.MAV_MISSION_OPERATION_CANCELLED and now - self._t0 < self.overall_s:
+                self._restart(now, "cancelled")  # the vehicle timed out waiting on a lossy link
+                return
             self._fail(TransferError(
                 f"{self.what} upload refused: {enum_name('MAV_MISSION_RESULT', r)}"
                 f" after {len(self._sent)} of {len(self.items)} items"))
@@ -197,78 +266,131 @@ class MissionUpload(_Transfer):
 class MissionDownload(_Transfer):
     """Read the vehicle's list. result: list[MissionItem] (degrees; for a mission, item 0 is home).
 
-    Each request is re-sent after `retry_s`, `max_tries` times in all, then the transfer fails.
+    Up to `window` MISSION_REQUEST_INTs are outstanding at once (ArduPilot answers each on its own,
+    so a read-back is not one round trip per item). A request not answered within the retry
+    interval is sent again; the interval follows the measured round trip, between `min_retry_s`
+    and `retry_s`. An item is retried for as long as the transfer as a whole moves: it fails when
+    nothing new arrives for `stall_s`, or at the overall deadline `base_s + per_item_s * count`.
     Duplicated and out-of-order items are kept once; MISSION_ITEM (float) is accepted too.
     """
 
     def __init__(self, target_sys: int, target_comp: int, mission_type: int, *, retry_s: float = 1.0,
-                 max_tries: int = 5, gcs: tuple[int, int] | None = None) -> None:
+                 min_retry_s: float = 0.1, window: int = 4, stall_s: float = 15.0, base_s: float = 15.0,
+                 per_item_s: float = 0.5, gcs: tuple[int, int] | None = None) -> None:
         super().__init__(target_sys, target_comp, mission_type, gcs)
-        self.retry_s = retry_s
-        self.max_tries = max_tries
+        self.window = max(1, window)
+        self.stall_s = stall_s
+        self.base_s, self.per_item_s = base_s, per_item_s
+        self.rto = _Rto(retry_s, min(min_retry_s, retry_s), retry_s)
         self.count: int | None = None
         self._items: dict[int, MissionItem] = {}
-        self._waiting: int | None = None  # None while waiting for the count
-        self._tries = 0
-        self._last_sent = 0.0
+        self._cursor = 0  # every seq below it has arrived
+        self._out: dict[int, tuple[float, int]] = {}  # seq -> (last sent, tries); -1 = the list request
+        self._t0 = 0.0
+        self._last_progress = 0.0
+        self.requests = 0
 
-    def _send_request(self, now: float, retry: bool = False) -> None:
-        if self._waiting is None:
+    @property
+    def overall_s(self) -> float:
+        return overall_deadline_s(self.count or 0, self.base_s, self.per_item_s)
+
+    def _send(self, seq: int, now: float) -> None:
+        if seq < 0:
             m = mavlink.MAVLink_mission_request_list_message(self.target_sys, self.target_comp, self.mission_type)
         else:
-            m = mavlink.MAVLink_mission_request_int_message(self.target_sys, self.target_comp, self._waiting,
+            m = mavlink.MAVLink_mission_request_int_message(self.target_sys, self.target_comp, seq,
                                                             self.mission_type)
         self.outbox.append(m)
-        self._tries = self._tries + 1 if retry else 1
-        self._last_sent = now
-        self._deadline = now + self.retry_s
+        self.requests += 1
+        _, tries = self._out.get(seq, (0.0, 0))
+        self._out[seq] = (now, tries + 1)
+
+    def _answered(self, seq: int, now: float) -> None:
+        sent = self._out.pop(seq, None)
+        if sent is not None and sent[1] == 1:
+            self.rto.sample(now - sent[0])
+
+    def _fill(self, now: float) -> None:
+        assert self.count is not None
+        while self._cursor < self.count and self._cursor in self._items:
+            self._cursor += 1
+        seq = self._cursor
+        while len(self._out) < self.window and seq < self.count:
+            if seq not in self._items and seq not in self._out:
+                self._send(seq, now)
+            seq += 1
+
+    def _set_deadline(self) -> None:
+        dl = min([t + self.rto.rto for t, _ in self._out.values()], default=math.inf)
+        dl = min(dl, self._last_progress + self.stall_s, self._t0 + self.overall_s)
+        self._deadline = dl
 
     def _tick(self, now: float) -> None:
         if not self._started:
             self._started = True
-            self._send_request(now)
-        elif now - self._last_sent >= self.retry_s:
-            if self._tries >= self.max_tries:
-                what = "MISSION_COUNT" if self._waiting is None else f"item {self._waiting} of {self.count}"
-                self._fail(TransferError(f"{self.what} download: no {what} after {self._tries} tries"))
-                return
-            self._send_request(now, retry=True)
+            self._t0 = self._last_progress = now
+            self._send(-1, now)
+        elif now - self._t0 >= self.overall_s:
+            n = self.count or 0
+            self._fail(TransferError(f"{self.what} download not done within its overall deadline of "
+                                     f"{self.overall_s:g} s for {n} items: {len(self._items)} of {n} received"))
+            return
+        elif now - self._last_progress >= self.stall_s:
+            if self.count is None:
+                what = "MISSION_COUNT"
+            else:
+                seq = min(self._out, default=self._cursor)
+                what = f"item {seq} of {self.count}"
+            tries = max((k for _, k in self._out.values()), default=0)
+            self._fail(TransferError(f"{self.what} download: no {what} after {tries} tries "
+                                     f"({self.stall_s:g} s without a new item; {len(self._items)} received)"))
+            return
+        else:
+            for seq, (t, _) in sorted(self._out.items()):
+                if now - t >= self.rto.rto:
+                    self._send(seq, now)
+        self._set_deadline()
 
-    def _next(self, now: float) -> None:
+    def _progress(self, now: float) -> None:
         assert self.count is not None
-        missing = next((i for i in range(self.count) if i not in self._items), None)
-        if missing is None:
+        self._last_progress = now
+        if len(self._items) == self.count:
             self.outbox.append(mavlink.MAVLink_mission_ack_message(
                 self.target_sys, self.target_comp, mavlink.MAV_MISSION_ACCEPTED, self.mission_type))
             self._finish([self._items[i] for i in range(self.count)])
-        else:
-            self._waiting = missing
-            self._send_request(now)
+            return
+        self._fill(now)
+        self._set_deadline()
 
     def receive(self, msg: Any, now: float) -> None:
         if not self._relevant(msg):
             return
         t = msg.get_type()
         if t == "MISSION_COUNT":
+            self._answered(-1, now)
             if msg.count != self.count:
                 # first count, or the list changed under us (the vehicle also sends its count after
                 # a request beyond the end): start over with the new size
                 self.count = msg.count
                 self._items.clear()
-                self._next(now)
+                self._out.clear()
+                self._cursor = 0
+                self._progress(now)
         elif t in _ITEMS:
-            if self.count is None or not 0 <= msg.seq < self.count or msg.seq in self._items:
+            if self.count is None or not 0 <= msg.seq < self.count:
+                return
+            self._answered(msg.seq, now)
+            if msg.seq in self._items:
+                self._fill(now)
                 return
             self._items[msg.seq] = message_to_item(msg)
-            self.events.append(TransferProgress(self.mission_type, len(self._items), self.count))
-            if msg.seq == self._waiting:
-                self._next(now)
+            self.events.append(TransferProgress(self.mission_type, len(self._items), self.count, "download"))
+            self._progress(now)
         elif t == "MISSION_ACK":
             r = msg.type
             if r in (mavlink.MAV_MISSION_ACCEPTED, mavlink.MAV_MISSION_INVALID_SEQUENCE):
                 return
             self._fail(TransferError(f"{self.what} download refused: {enum_name('MAV_MISSION_RESULT', r)}"))
-
 
 class MissionClear(_Transfer):
     """MISSION_CLEAR_ALL for one mission type; done on MISSION_ACK ACCEPTED."""

@@ -168,12 +168,60 @@ def test_upload_lost_final_ack_and_wrong_count_fails():
     assert "vehicle holds 3 items, not" in str(up.error)
 
 
-def test_upload_vehicle_cancels():
-    up = MissionUpload(1, 1, 0, mission(1))
+def test_upload_vehicle_cancels_then_starts_again_until_the_overall_deadline():
+    items = mission(1)
+    up = MissionUpload(1, 1, 0, items, base_s=20, per_item_s=1.0)
+    assert up.overall_s == 20 + len(items)
     up.poll(0)
     up.receive(req(0), 0.1)
+    up.poll(0.1)
+    # ArduPilot gave up after 8 s without an item on a bad link: begin again with MISSION_COUNT
     up.receive(ack(M.MAV_MISSION_OPERATION_CANCELLED), 9)
+    assert not up.done and up.restarts == 1
+    assert [m.get_type() for m in up.poll(9)] == ["MISSION_COUNT"]
+    ev = up.take_events()[-1]
+    assert (ev.done, ev.restarts) == (0, 1)
+    up.receive(req(0), 9.5)
+    # past the overall deadline a cancel ends it, saying so
+    up.receive(ack(M.MAV_MISSION_OPERATION_CANCELLED), up.overall_s + 1)
     assert "MAV_MISSION_OPERATION_CANCELLED" in str(up.error) and "after 1 of" in str(up.error)
+
+
+def test_upload_silence_mid_transfer_restarts_and_overall_deadline_ends_it():
+    items = mission(3)
+    up = MissionUpload(1, 1, 0, items, timeout_s=10, base_s=20, per_item_s=1.0)
+    up.poll(0)
+    up.receive(req(0), 0.1)
+    up.receive(req(1), 0.2)
+    t, counts = 0.2, 0
+    while not up.done:
+        counts += sum(m.get_type() == "MISSION_COUNT" for m in up.poll(t))
+        t = round(t + 0.5, 3)
+    # the cancel was lost: silence past ArduPilot's 8 s means it dropped the upload, so start again
+    assert up.restarts == 1 and counts >= 1
+    # and a vehicle that then never answers the new count ends it within timeout_s more
+    assert "no request for an item after" in str(up.error) and "1 restarts" in str(up.error), up.error
+    assert "asked for 2 of 8 items" in str(up.error) and t <= 20.8
+
+
+def test_upload_overall_deadline_scales_with_the_item_count():
+    items = mission(3)
+    up = MissionUpload(1, 1, 0, items, timeout_s=10, base_s=5, per_item_s=0.5)
+    up.poll(0)
+    t = 0.0
+    seq = 0
+    while not up.done:
+        # a vehicle that keeps cancelling at item 2: progress, then a restart, forever
+        up.receive(req(seq), t)
+        seq += 1
+        if seq == 3:
+            up.receive(ack(M.MAV_MISSION_OPERATION_CANCELLED), t)
+            seq = 0
+        up.poll(t)
+        t = round(t + 0.25, 3)
+    assert up.restarts > 3
+    assert "overall deadline of 9 s for 8 items" in str(up.error), up.error
+    assert t <= 9 + 0.3
 
 
 def test_upload_empty_list_accepted_at_once():
@@ -253,7 +301,7 @@ def _stored(items, mt=0):
 def test_download_retries_same_seq_and_tolerates_duplicates_and_out_of_order():
     items = mission(2)
     stored = _stored(items)
-    d = MissionDownload(1, 1, 0, retry_s=1.0, max_tries=4)
+    d = MissionDownload(1, 1, 0, retry_s=1.0, min_retry_s=1.0, window=1)
     assert [m.get_type() for m in d.poll(0)] == ["MISSION_REQUEST_LIST"]
     d.receive(v(M.MAVLink_mission_count_message(*GCS, len(items), 0)), 0.1)
     out = d.poll(0.1)
@@ -288,23 +336,23 @@ def test_download_accepts_old_mission_item_float():
 
 
 def test_download_gives_up_naming_the_item():
-    d = MissionDownload(1, 1, 0, retry_s=1, max_tries=3)
+    d = MissionDownload(1, 1, 0, retry_s=1, min_retry_s=1, stall_s=3)
     d.poll(0)
     d.receive(v(M.MAVLink_mission_count_message(*GCS, 5, 0)), 0.1)
     t = 0.1
     while not d.done:
         d.poll(t)
         t += 0.25
-    assert "no item 0 of 5 after 3 tries" in str(d.error)
+    assert "no item 0 of 5 after 3 tries (3 s without a new item; 0 received)" in str(d.error)
 
 
 def test_download_no_count():
-    d = MissionDownload(1, 1, 1, max_tries=2)
+    d = MissionDownload(1, 1, 1, stall_s=2)
     t = 0.0
     while not d.done:
         d.poll(t)
         t += 0.5
-    assert "fence download: no MISSION_COUNT after 2 tries" == str(d.error)
+    assert str(d.error) == "fence download: no MISSION_COUNT after 2 tries (2 s without a new item; 0 received)"
 
 
 def test_download_empty_and_denied():
@@ -405,8 +453,8 @@ def test_item_message_survives_real_encoder():
 def test_download_survives_loss_duplicates_reordering(down_plan, up_plan, n_wp):
     items = mission(n_wp)
     veh = FakeMissionEndpoint(stored=_stored(items))
-    d = MissionDownload(1, 1, 0, retry_s=1.0, max_tries=8)
-    # at most one loss in two per direction, so 8 tries always get through
+    d = MissionDownload(1, 1, 0, retry_s=1.0)
+    # at most one loss in two per direction
     up_plan = [(drop and i % 2 == 0, dup, delay) for i, (drop, dup, delay) in enumerate(up_plan)]
     down_plan = [(drop and i % 2 == 1, dup, delay) for i, (drop, dup, delay) in enumerate(down_plan)]
     run_machine(d, veh, until=200, up=_lossy(up_plan), down=_lossy(down_plan))
