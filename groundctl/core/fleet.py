@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
@@ -49,6 +50,20 @@ class TakeoffMassLimit(_Model):
     elevation_m: float = Field(ge=-500, le=9000)
     temp_c: float | None = Field(default=None, ge=-60, le=60, description="ISA for the elevation if not given")
     max_takeoff_mass_kg: float = Field(gt=0, le=250)
+
+
+@functools.lru_cache(maxsize=256)
+def _efficiency_of(figure_of_merit: float | None, points: tuple[HoverEndurance, ...], battery_wh: float,
+                   disk_area_m2: float, avionics_w: float) -> tuple[float, str]:
+    """Expert figure, else the spec-sheet fit, else the low default: (efficiency, where it comes from)."""
+    if figure_of_merit is not None:
+        return figure_of_merit, f"figure_of_merit {figure_of_merit:g} set in the fleet file"
+    if not points:
+        return DEFAULT_EFFICIENCY, DEFAULT_EFFICIENCY_SOURCE
+    pts = [(h.takeoff_mass_kg, h.minutes, h.battery_wh or battery_wh, air_density(h.elevation_m, h.temp_c))
+           for h in points]
+    fit = fit_hover_efficiency(pts, disk_area_m2, avionics_w)
+    return fit.efficiency, f"{fit.efficiency:.3f} {fit.describe()}"
 
 
 class Airframe(_Model):
@@ -98,25 +113,14 @@ class Airframe(_Model):
     winch_rate_mps: float = Field(default=0.5, gt=0, le=10)
     gripper_servo: int = Field(default=9, ge=1, le=16)
 
-    _efficiency: float = PrivateAttr(default=DEFAULT_EFFICIENCY)
-    _efficiency_source: str = PrivateAttr(default=DEFAULT_EFFICIENCY_SOURCE)
-
     @model_validator(mode="after")
     def _masses(self) -> "Airframe":
         if self.empty_mass_kg >= self.max_takeoff_mass_kg:
             raise ValueError("max_takeoff_mass_kg must exceed empty_mass_kg")
-        if self.figure_of_merit is not None:
-            self._efficiency = self.figure_of_merit
-            self._efficiency_source = f"figure_of_merit {self.figure_of_merit:g} set in the fleet file"
-        elif self.hover_endurance:
-            pts = [(h.takeoff_mass_kg, h.minutes, h.battery_wh or self.battery_wh, air_density(h.elevation_m, h.temp_c))
-                   for h in self.hover_endurance]
-            try:
-                fit = fit_hover_efficiency(pts, self.disk_area_m2, self.avionics_power_w)
-            except ValueError as e:
-                raise ValueError(f"hover_endurance: {e}") from None
-            self._efficiency = fit.efficiency
-            self._efficiency_source = f"{fit.efficiency:.3f} {fit.describe()}"
+        try:
+            self._efficiency_and_source()
+        except ValueError as e:
+            raise ValueError(f"hover_endurance: {e}") from None
         if self.cruise_speed_mps > self.max_speed_mps:
             raise ValueError("cruise_speed_mps must not exceed max_speed_mps")
         if self.min_temp_c >= self.max_temp_c:
@@ -134,14 +138,19 @@ class Airframe(_Model):
     def disk_area_m2(self) -> float:
         return self.rotor_count * math.pi * (self.rotor_diameter_m / 2) ** 2
 
+    def _efficiency_and_source(self) -> tuple[float, str]:
+        # derived from the fields every time (a copy with another battery or spec sheet refits), cached
+        return _efficiency_of(self.figure_of_merit, self.hover_endurance, self.battery_wh, self.disk_area_m2,
+                              self.avionics_power_w)
+
     @property
     def efficiency(self) -> float:
         """Whole-chain hover efficiency: ideal induced power / electrical power, avionics apart."""
-        return self._efficiency
+        return self._efficiency_and_source()[0]
 
     @property
     def efficiency_source(self) -> str:
-        return self._efficiency_source
+        return self._efficiency_and_source()[1]
 
     def max_takeoff_mass_at(self, rho: float) -> float:
         """Maximum take-off mass in air of this density: the maker's own limits when stated
