@@ -128,12 +128,17 @@ class Vehicle:
     # -- transfers --------------------------------------------------------------------------------
     async def upload_verified(self, mission_type: int, items: list[MissionItem], *, attempts: int = 3,
                               on_progress: Callable[[Any], None] | None = None) -> list[MissionItem]:
-        """Upload, read back and compare item by item; retry the whole transfer if they differ."""
+        """Upload, read back and compare item by item; retry the whole transfer if they differ.
+
+        Each transfer carries its own overall deadline, scaled by the item count (MissionUpload,
+        MissionDownload), so this returns or raises within `attempts` times their sum.
+        on_progress gets TransferProgress for the upload (phase "upload") and the read-back ("download").
+        """
         problems: list[str] = []
         for attempt in range(attempts):
             try:
                 await self.run(MissionUpload(self.sysid, self.compid, mission_type, items, gcs=GCS), on_progress)
-                got = await self.run(MissionDownload(self.sysid, self.compid, mission_type, gcs=GCS))
+                got = await self.run(MissionDownload(self.sysid, self.compid, mission_type, gcs=GCS), on_progress)
             except TransferError as e:
                 problems = [str(e)]
                 log.warning("transfer type %d attempt %d: %s", mission_type, attempt + 1, e)
@@ -144,6 +149,11 @@ class Vehicle:
             log.warning("read-back of type %d differs: %s", mission_type, problems)
         kind = {0: "mission", 1: "fence", 2: "rally"}.get(mission_type, str(mission_type))
         raise TransferError(f"{kind} upload not verified after {attempts} attempts: {'; '.join(problems[:5])}")
+
+    async def download(self, mission_type: int, *,
+                       on_progress: Callable[[Any], None] | None = None) -> list[MissionItem]:
+        """The vehicle's list of one type (for a mission, item 0 is home)."""
+        return await self.run(MissionDownload(self.sysid, self.compid, mission_type, gcs=GCS), on_progress)
 
     async def read_params(self, names: list[str]) -> dict[str, float]:
         """Read what exists; names the vehicle does not know are left out (one slow retry round)."""
