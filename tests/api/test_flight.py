@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.api.conftest import OP, OP_KEY, register, start_thread_server, zone_body
+from tests.api.conftest import OP, register, start_thread_server, zone_body
 
 pytest.importorskip("groundctl.runtime.fly")
 launch = pytest.importorskip("sim.launch")
@@ -53,7 +53,7 @@ def test_dispatch_flies_to_landed_with_proof_of_delivery(tmp_path):
             assert d["state"] == "planned", d
 
             import websockets.sync.client as wsc
-            ws = wsc.connect(srv.url.replace("http", "ws") + f"/api/v1/live/ws?key={OP_KEY}")
+            ws = wsc.connect(srv.url.replace("http", "ws") + "/api/v1/live/ws", additional_headers=OP)
 
             r = c.post(f"/api/v1/deliveries/{d['id']}/dispatch", json={"vehicle": "dr-01"}, headers=OP)
             assert r.status_code == 200, r.text

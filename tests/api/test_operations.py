@@ -172,14 +172,17 @@ def test_live_websocket_auth(server):
     with wsc.connect(base, subprotocols=[f"groundctl.key.{OP_KEY}"]) as ws:  # how the map page connects
         assert ws.subprotocol == f"groundctl.key.{OP_KEY}"
         assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
-    with wsc.connect(base + f"?key={OP_KEY}") as ws:
+    with wsc.connect(base, additional_headers={"X-API-Key": OP_KEY}) as ws:  # command-line clients
         assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
-    try:
-        with wsc.connect(base + "?key=wrong") as ws:
-            ws.recv(timeout=5)
-        raise AssertionError("a wrong key was accepted")
-    except (InvalidStatus, ConnectionClosedError):
-        pass
+    # a wrong key, and even the right one in the URL (where access logs would keep it), are refused
+    for kw in ({"additional_headers": {"X-API-Key": "wrong"}}, {"subprotocols": ["groundctl.key.wrong"]},
+               {"uri": base + f"?key={OP_KEY}"}):
+        try:
+            with wsc.connect(**{"uri": base, **kw}) as ws:
+                ws.recv(timeout=5)
+            raise AssertionError(f"accepted: {kw}")
+        except (InvalidStatus, ConnectionClosedError):
+            pass
 
 
 def test_no_weather_no_go(tmp_path):

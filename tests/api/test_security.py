@@ -22,7 +22,7 @@ import pytest
 import websockets
 from shapely.geometry import MultiPoint, Point
 
-from tests.api.conftest import (CLINIC_EAST, OP, OP_KEY, OUTSIDE, ROOT, assert_problem, free_port, put_weather,
+from tests.api.conftest import (CLINIC_EAST, OP, OUTSIDE, ROOT, assert_problem, calm_weather, free_port,
                                 register, start_thread_server, zone_body)
 
 # -- 1. the map's live layer is for operators ------------------------------------------------------
@@ -206,7 +206,6 @@ def test_configured_key_never_reaches_the_access_log_or_stdout(tmp_path):
 
 
 def put_weather_key(url: str, key: str) -> None:
-    from tests.api.conftest import calm_weather
     assert httpx.put(f"{url}/api/v1/weather", json=calm_weather(), headers={"X-API-Key": key}).status_code == 200
 
 
