@@ -229,3 +229,30 @@ def write_plan_files(plan, airspace, out_dir: str | Path, stem: str) -> dict[str
     paths["waypoints"].write_text(to_wpl(plan.mission))
     paths["geojson"].write_text(json.dumps(plan_geojson(plan, airspace)))
     return paths
+
+
+def plan_from_text(text: str, name: str) -> tuple[list[MissionItem], list[MissionItem], list[MissionItem]]:
+    """A .plan or .waypoints file's text as (mission with home at 0, fence, rally); a .waypoints
+    file has no fence or rally. Errors name the file, then the field or line, and the reason."""
+    try:
+        if text.lstrip().startswith("QGC WPL"):
+            lists = from_wpl(text), [], []
+        else:
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise InputError(f"neither a QGroundControl .plan (JSON: {e.msg} at line {e.lineno} column "
+                                 f"{e.colno}) nor a QGC WPL 110 .waypoints file") from None
+            lists = from_qgc_plan(doc)
+    except InputError as e:
+        raise InputError(e.reason, field=f"{name}: {e.field}" if e.field else name) from None
+    for kind, items in zip(("mission", "fence", "rally"), lists):
+        for seq, it in enumerate(items):
+            for key in ("lat", "lon", "alt"):
+                if not math.isfinite(getattr(it, key)):
+                    # a null altitude in a QGC plan, or a terrain-relative item without one
+                    raise InputError(f"{kind} item {seq} ({it.name}) has no {key}: every item sent to the "
+                                     f"vehicle needs a number there", field=name)
+    if not lists[0]:
+        raise InputError("holds no mission, not even a home position", field=name)
+    return lists
