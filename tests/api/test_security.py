@@ -110,6 +110,25 @@ def test_outline_is_stored_validated_and_deliveries_to_it_work(client):
     assert d.status_code == 201, d.text
 
 
+def test_outline_stored_by_an_older_version_answers_409_not_500(server, client):
+    from groundctl.runtime.store import Zone
+    h = register(client, "outline-legacy")
+    zid = client.post("/api/v1/zones", json=zone_body(), headers=h).json()["id"]
+    with server.service.store.session() as s:  # what the old code stored when sent 3-D positions
+        s.get(Zone, zid).polygon = {"type": "Polygon", "coordinates": [[p + [42] for p in _square(CLINIC_EAST)]]}
+    body = assert_problem(client.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": {"mass_kg": 1}},
+                                      headers=OP), 409)
+    assert body["errors"][0]["field"] == "zone_id" and "outline" in body["detail"], body
+
+
+def test_outline_reaching_far_from_the_centre_is_refused(client):
+    h = register(client, "outline-far")
+    far = (CLINIC_EAST[1] - 0.008, CLINIC_EAST[0] - 0.002)  # ~750 m west, still in the service area
+    polygon = {"type": "Polygon", "coordinates": [_outline_to(CLINIC_EAST, far)]}
+    body = assert_problem(client.post("/api/v1/zones", json=zone_body(polygon=polygon), headers=h), 422)
+    assert any(e["field"] == "polygon" and "500 m" in e["reason"] for e in body["errors"]), body["errors"]
+
+
 def test_outline_leaving_the_service_area_is_refused(client):
     h = register(client, "outline-out")
     polygon = {"type": "Polygon", "coordinates": [_outline_to(CLINIC_EAST, (OUTSIDE[1], OUTSIDE[0]))]}
