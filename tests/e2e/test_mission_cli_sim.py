@@ -87,11 +87,19 @@ def test_refused_upload_exits_1_with_the_reason(sim_url, tmp_path):
 @pytest.mark.parametrize("args, says", [
     (["upload", "{d}/missing.plan"], "missing.plan: file not found"),
     (["upload", "{d}/bad.plan"], "bad.plan"),
+    (["upload", "{d}/nullalt.plan"], "nullalt.plan: mission item 1 (NAV_WAYPOINT) has no alt"),
+    (["upload", "{d}/short.waypoints"], "short.waypoints: line 2: expected 12 fields, got 3"),
+    (["upload", "{d}/notjson.plan"], "notjson.plan: neither a QGroundControl .plan (JSON: Expecting"),
     (["download", "-o", "{d}/out.kml"], "must end in .plan"),
     (["download", "-o", "{d}/nodir/out.plan"], "does not exist"),
 ])
 def test_bad_input_exits_2_naming_the_file(tmp_path, args, says):
     (tmp_path / "bad.plan").write_text('{"fileType": "Plan", "mission": {"items": []}}')
+    (tmp_path / "short.waypoints").write_text("QGC WPL 110\n0 1 0\n")
+    (tmp_path / "notjson.plan").write_text("{ mission: ")
+    item = {"type": "SimpleItem", "command": 16, "frame": 3, "params": [0, 0, 0, None, -35.36, 149.16, None]}
+    (tmp_path / "nullalt.plan").write_text(json.dumps({"fileType": "Plan", "mission": {
+        "plannedHomePosition": [-35.36, 149.16, 584], "items": [item]}}))
     args = [a.format(d=tmp_path) for a in args]
     code, out, err = gc("mission", *args, "--connect", "tcp:127.0.0.1:9", "--json")
     assert code == 2, (out, err)

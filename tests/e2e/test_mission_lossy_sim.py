@@ -68,11 +68,13 @@ def _run_seed(seed: int) -> dict:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.timeout(600)
 def test_lossy_upload_and_read_back(seed):
     _run_seed(seed)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_lossy_upload_and_read_back_ten_seeds():
     ok, times = 0, []
     failures = []
