@@ -38,5 +38,7 @@ def sim_args(plan, *extra):
     return [*sim_airframe_args(plan), "--speedup", str(SPEEDUP), *extra]
 
 
-def run(coro, timeout=240):
+def run(coro, timeout=480):
+    # a guard against a hung flight, far beyond what a flight takes on a loaded machine: the tests judge
+    # flights by what the vehicle did, never by how long they took here
     return asyncio.run(asyncio.wait_for(coro, timeout))

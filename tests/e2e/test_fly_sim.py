@@ -14,7 +14,7 @@ from sim.launch import start_sim
 from tests.conftest import groundctl_cmd
 from tests.e2e.conftest import run, sim_args
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)
 
 
 def kinds(report):
