@@ -128,10 +128,8 @@ def plan(
         given = weather and _ck.weather_given(**wx_opts)
         verdict = None
         if given:
-            from groundctl.runtime.calibration import VEHICLE_KINDS, calibration_from
+            from groundctl.runtime.calibration import calibration_from
 
-            if vehicle_kind not in VEHICLE_KINDS:
-                raise GroundctlError(f"must be one of {', '.join(VEHICLE_KINDS)}", field="vehicle_kind")
             # the same calibration `check` reads, so that both give one verdict
             cal = calibration_from(data_dir, p.airframe.name, vehicle_kind)
             verdict = _ck.decide(p, sc.airspace, now=t, timeout_s=timeout_s, calibration=cal, **wx_opts)
@@ -239,7 +237,6 @@ def fly(
         if sim:
             from sim.launch import start_sim
 
-            h = p.hub
             from groundctl.runtime.sim_args import sim_airframe_args
 
             launched = start_sim([*sim_airframe_args(p, w), "--speedup", str(speedup), *shlex.split(sim_args)])

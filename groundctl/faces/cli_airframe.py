@@ -99,14 +99,13 @@ def register(app: typer.Typer) -> None:
         """Per airframe: hover power and endurance at each payload, cruise power, range with reserve, and
         the energy calibration (source, flights, error)."""
         from groundctl.core.scenario import load_scenario
-        from groundctl.runtime.calibration import VEHICLE_KINDS
+        from groundctl.runtime.calibration import check_vehicle_kind
         from groundctl.runtime.store import Store, database_url
 
         console, err = Console(), Console(stderr=True)
         store = None
         try:
-            if vehicle_kind not in VEHICLE_KINDS:
-                raise GroundctlError(f"must be one of {', '.join(VEHICLE_KINDS)}", field="vehicle_kind")
+            check_vehicle_kind(vehicle_kind)
             for pl in payload_kg:
                 if not 0 <= pl <= 1000:
                     raise GroundctlError(f"{pl:g} kg is not a payload", field="payload_kg")

@@ -305,11 +305,9 @@ def register(app: typer.Typer) -> None:
                                                 help="flown flights (GROUNDCTL_DATA or ./data, shared with fly and serve)"),
     ) -> None:
         """Plan a delivery and decide go / no-go: weather, energy, payload, airspace. Exit 0 go, 1 no-go, 2 bad input."""
-        from groundctl.runtime.calibration import VEHICLE_KINDS, calibration_from
+        from groundctl.runtime.calibration import calibration_from
 
         try:
-            if vehicle_kind not in VEHICLE_KINDS:
-                raise GroundctlError(f"must be one of {', '.join(VEHICLE_KINDS)}", field="vehicle_kind")
             t = parse_now(now)
             sc, _planner, plan = plan_for(scenario, zone, hub=hub, airframe=airframe, parcel_kg=parcel_kg,
                                           parcel_size=parcel_size, handling=handling, method=method)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from groundctl.core.calibration import Calibration, FlightEnergy, calibrate
+from groundctl.errors import InputError
 from groundctl.runtime.store import EnergyFlight, Store, database_url
 
 VEHICLE_KINDS = ("sim", "sitl", "vehicle")
@@ -51,13 +52,21 @@ def flights(store: Store, airframe: str | None = None, vehicle_kind: str | None 
                          {k: tuple(v) for k, v in (r.phases or {}).items()}) for r in rows]
 
 
+def check_vehicle_kind(vehicle_kind: str) -> str:
+    if vehicle_kind not in VEHICLE_KINDS:
+        raise InputError(f"must be one of {', '.join(VEHICLE_KINDS)}", field="vehicle_kind")
+    return vehicle_kind
+
+
 def calibration_for(store: Store | None, airframe: str, vehicle_kind: str) -> Calibration:
+    check_vehicle_kind(vehicle_kind)
     return calibrate(airframe, vehicle_kind, flights(store, airframe, vehicle_kind) if store else [])
 
 
 def calibration_from(data_dir: str | Path | None, airframe: str, vehicle_kind: str) -> Calibration:
     """For commands that only read (check, plan): the data directory's calibration if it has a database
     (or DATABASE_URL names one); no directory or database is created just to find none."""
+    check_vehicle_kind(vehicle_kind)
     if not os.environ.get("DATABASE_URL"):
         d = Path(data_dir or os.environ.get("GROUNDCTL_DATA") or "./data")
         if not (d / "groundctl.db").is_file():

@@ -446,6 +446,7 @@ class DeliveryFlight:
 
     def _energy_summary(self, used: float | None) -> dict[str, Any]:
         """Predicted (as the verdict had it) against what the battery monitor says, whole and by phase."""
+        from groundctl.core.calibration import PHASES
         from groundctl.core.energy import phase_energy, plan_energy
 
         e = self.prediction or plan_energy(self.plan, None, limits=False)
@@ -457,7 +458,7 @@ class DeliveryFlight:
             log_.update("landed", s.mission_seq, s.energy_consumed_wh)
         phases = {ph: {"predicted_wh": round(pred.get(ph, 0.0), 2),
                        "used_wh": round(log_.by_phase[ph], 2) if ph in log_.by_phase else None}
-                  for ph in ("climb", "out", "drop", "back", "landing")}
+                  for ph in PHASES}
         ratio = used / e.needed_wh if used is not None and e.needed_wh > 0 else None
         return {"predicted_wh": round(e.needed_wh, 2), "used_wh": used, "ratio": round(ratio, 3) if ratio else None,
                 "model_wh": round(e.model_wh, 2), "uncertainty_wh": round(e.uncertainty_wh, 2),
