@@ -1,0 +1,4 @@
+"""Every module that declares tables on groundctl.runtime.store.Base, imported so that the metadata the
+store migrates and checks against (Alembic, create_all) holds them all. One import line per module."""
+
+from groundctl.runtime import store  # noqa: F401  (the original tables)
