@@ -2,3 +2,4 @@
 store migrates and checks against (Alembic, create_all) holds them all. One import line per module."""
 
 from groundctl.runtime import store  # noqa: F401  (the original tables)
+from groundctl.runtime import handoff_tables  # noqa: F401  (tracking links, confirmations and disputes)
