@@ -21,6 +21,7 @@ _PATTERNS = (
     re.compile(r"(?i)(groundctl\.key\.)[^\s,\"']*"),
     re.compile(r"(?i)(x-api-key:\s*)\S+"),
     re.compile(r"(?i)(authorization:\s*bearer\s+)\S+"),
+    re.compile(r"(/t/|/api/v1/track/)[A-Za-z0-9_%-]{8,}"),  # tracking links: the path is the capability
 )
 REDACTED = "[redacted]"
 # uvicorn's loggers: the access log carries the URL, "uvicorn.error" the WebSocket lines and debug traces
