@@ -7,17 +7,21 @@ per airframe.
 
 from __future__ import annotations
 
+import math
 import statistics
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from groundctl.core.geo import geodesic_distance_m
-from groundctl.runtime.store import Delivery, Event, Store
+from groundctl.runtime.handoff_tables import Confirmation
+from groundctl.runtime.store import Delivery, Event, Store, utcnow
 
 
-def kpis(store: Store, since: datetime | None, until: datetime | None, *, on_time_grace_s: float) -> dict:
+def kpis(store: Store, since: datetime | None, until: datetime | None, *, on_time_grace_s: float,
+         unconfirmed_after_s: float = 24 * 3600.0, now: datetime | None = None) -> dict:
     """Operator KPIs over the deliveries dispatched in a period (dispatch time, UTC)."""
+    now = now or utcnow()
     with store.session() as s:
         q = select(Event.delivery_id, Event.time, Event.data).where(Event.kind == "dispatched")
         if since is not None:
@@ -32,6 +36,8 @@ def kpis(store: Store, since: datetime | None, until: datetime | None, *, on_tim
                 evs[e.delivery_id].setdefault(e.kind, e)
         rows = list(s.scalars(select(Delivery).where(Delivery.id.in_(ids)))) if ids else []
         zones = {d.id: d.zone for d in rows}
+        answers = {c.delivery_id: (c.status, c.created_at, c.resolved_at is not None)
+                   for c in s.scalars(select(Confirmation).where(Confirmation.delivery_id.in_(ids)))} if ids else {}
         airframe_of = {d.id: d.airframe for d in rows}
     finished = [i for i in ids if {"report", "failed"} & set(evs[i])]
     outcome = {i: _outcome_of(evs[i]) for i in ids}
@@ -84,6 +90,7 @@ def kpis(store: Store, since: datetime | None, until: datetime | None, *, on_tim
                                  "used_wh": round(f["used_wh"], 2),
                                  "ratio": round(f["used_wh"] / f["predicted_wh"], 3) if f["predicted_wh"] else None}
                           for name, f in sorted(by_frame.items())}
+    handoff = _handoff(delivered, evs, answers, now, unconfirmed_after_s)
     # each delivery is dispatched once, so a success is a success on the first attempt; a parcel that
     # comes home and is sent again is a new delivery and counts as a failed first attempt here. Only a
     # clean delivery is a success: one with a fence breach, a failsafe or a used reserve is not.
@@ -102,6 +109,32 @@ def kpis(store: Store, since: datetime | None, until: datetime | None, *, on_tim
         "energy_by_airframe": energy_by_airframe,
         "aborted": sum(1 for i in ids if "aborted" in evs[i]),
         "failed": sum(1 for i in ids if "failed" in evs[i]),
+        **handoff,
+    }
+
+
+def _handoff(delivered: list[int], evs: dict, answers: dict, now: datetime, unconfirmed_after_s: float) -> dict:
+    """The recipients' side, over delivered parcels: how many said they got it, how many disputed, how long
+    they took to confirm, and how many have said nothing for longer than the configured time."""
+    received = [i for i in delivered if answers.get(i, ("",))[0] == "received"]
+    disputed = [i for i in delivered if i in answers and answers[i][0] != "received"]
+    waits = sorted((answers[i][1] - evs[i]["released"].time).total_seconds() for i in received if "released" in evs[i])
+    overdue = sum(1 for i in delivered if i not in answers and "released" in evs[i]
+                  and (now - evs[i]["released"].time).total_seconds() >= unconfirmed_after_s)
+    by_status: dict[str, int] = {}
+    for i in disputed:
+        by_status[answers[i][0]] = by_status.get(answers[i][0], 0) + 1
+    n = len(delivered)
+    return {
+        "confirmation_rate": round(len(received) / n, 4) if n else None,
+        "dispute_rate": round(len(disputed) / n, 4) if n else None,
+        "confirmed": len(received), "disputed": len(disputed), "disputes_by_status": by_status,
+        "disputes_open": sum(1 for i in disputed if not answers[i][2]),
+        "time_to_confirmation_s": {
+            "median": round(statistics.median(waits), 1) if waits else None,
+            "p90": round(waits[math.ceil(0.9 * len(waits)) - 1], 1) if waits else None,  # nearest rank
+            "confirmations": len(waits)},
+        "unconfirmed_overdue": overdue, "unconfirmed_after_s": unconfirmed_after_s,
     }
 
 
