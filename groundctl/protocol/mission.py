@@ -142,6 +142,10 @@ class MissionUpload(_Transfer):
                  gcs: tuple[int, int] | None = None) -> None:
         super().__init__(target_sys, target_comp, mission_type, gcs)
         self.items = list(items)
+        # built once, before the vehicle starts asking: each request is then answered with no work
+        # but the send (the vehicle waits on every reply, so per-item cost is transfer time)
+        self._msgs = [item_to_message(it, seq, target_sys, target_comp, mission_type)
+                      for seq, it in enumerate(self.items)]
         self.retry_s = retry_s
         self.timeout_s = timeout_s
         self.overall_s = overall_deadline_s(len(self.items), base_s, per_item_s)
@@ -223,7 +227,7 @@ class MissionUpload(_Transfer):
             seq = msg.seq
             if not 0 <= seq < len(self.items):
                 return  # not a list we sent; a stale request from an earlier transfer
-            self.outbox.append(item_to_message(self.items[seq], seq, self.target_sys, self.target_comp, self.mission_type))
+            self.outbox.append(self._msgs[seq])
             self._last_probe = None
             last = seq == len(self.items) - 1
             if seq not in self._sent:
@@ -266,19 +270,24 @@ class MissionUpload(_Transfer):
 class MissionDownload(_Transfer):
     """Read the vehicle's list. result: list[MissionItem] (degrees; for a mission, item 0 is home).
 
-    Up to `window` MISSION_REQUEST_INTs are outstanding at once (ArduPilot answers each on its own,
-    so a read-back is not one round trip per item). A request not answered within the retry
-    interval is sent again; the interval follows the measured round trip, between `min_retry_s`
-    and `retry_s`. An item is retried for as long as the transfer as a whole moves: it fails when
+    Several MISSION_REQUEST_INTs are outstanding at once: ArduPilot keeps no read-back state
+    (MissionItemProtocol::handle_mission_request_int answers any seq on its own, in any order), so a
+    read-back is not one round trip per item. The window starts at `window` and grows by one per
+    item answered at the first try, up to `max_window`; a request that times out halves it (not
+    below `window`), since ArduPilot drops a reply its link has no buffer space for (send_message
+    checks HAVE_PAYLOAD_SPACE) and a slow radio must not be flooded. A request not answered within
+    the retry interval is sent again; the interval follows the measured round trip, between
+    `min_retry_s` and `retry_s`. An item is retried for as long as the transfer as a whole moves: it fails when
     nothing new arrives for `stall_s`, or at the overall deadline `base_s + per_item_s * count`.
     Duplicated and out-of-order items are kept once; MISSION_ITEM (float) is accepted too.
     """
 
     def __init__(self, target_sys: int, target_comp: int, mission_type: int, *, retry_s: float = 1.0,
-                 min_retry_s: float = 0.1, window: int = 4, stall_s: float = 15.0, base_s: float = 15.0,
-                 per_item_s: float = 0.5, gcs: tuple[int, int] | None = None) -> None:
+                 min_retry_s: float = 0.1, window: int = 4, max_window: int = 32, stall_s: float = 15.0,
+                 base_s: float = 15.0, per_item_s: float = 0.5, gcs: tuple[int, int] | None = None) -> None:
         super().__init__(target_sys, target_comp, mission_type, gcs)
-        self.window = max(1, window)
+        self.min_window = self.window = max(1, window)
+        self.max_window = max(self.window, max_window)
         self.stall_s = stall_s
         self.base_s, self.per_item_s = base_s, per_item_s
         self.rto = _Rto(retry_s, min(min_retry_s, retry_s), retry_s)
@@ -309,6 +318,8 @@ class MissionDownload(_Transfer):
         sent = self._out.pop(seq, None)
         if sent is not None and sent[1] == 1:
             self.rto.sample(now - sent[0])
+            if seq >= 0 and self.window < self.max_window:
+                self.window += 1
 
     def _fill(self, now: float) -> None:
         assert self.count is not None
@@ -346,9 +357,11 @@ class MissionDownload(_Transfer):
                                      f"({self.stall_s:g} s without a new item; {len(self._items)} received)"))
             return
         else:
-            for seq, (t, _) in sorted(self._out.items()):
-                if now - t >= self.rto.rto:
-                    self._send(seq, now)
+            late = [seq for seq, (t, _) in sorted(self._out.items()) if now - t >= self.rto.rto]
+            if late:
+                self.window = max(self.min_window, self.window // 2)
+            for seq in late:
+                self._send(seq, now)
         self._set_deadline()
 
     def _progress(self, now: float) -> None:

@@ -301,7 +301,7 @@ def _stored(items, mt=0):
 def test_download_retries_same_seq_and_tolerates_duplicates_and_out_of_order():
     items = mission(2)
     stored = _stored(items)
-    d = MissionDownload(1, 1, 0, retry_s=1.0, min_retry_s=1.0, window=1)
+    d = MissionDownload(1, 1, 0, retry_s=1.0, min_retry_s=1.0, window=1, max_window=1)
     assert [m.get_type() for m in d.poll(0)] == ["MISSION_REQUEST_LIST"]
     d.receive(v(M.MAVLink_mission_count_message(*GCS, len(items), 0)), 0.1)
     out = d.poll(0.1)
