@@ -60,12 +60,30 @@ class SimHandle:
                     pass
 
 
+def _die_with(parent: int):
+    """preexec_fn: the kernel sends SIGTERM to the sim when the process that started it dies, even by
+    SIGKILL, so a killed ground station leaves no simulator behind (Linux; elsewhere a no-op)."""
+    def arm() -> None:
+        import ctypes  # noqa: PLC0415
+        import signal  # noqa: PLC0415
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    return arm
+
+
 def start_sim(args: Sequence[str] = (), *, timeout: float = 15.0,
               python: Optional[str] = None, env: Optional[dict] = None,
-              cwd: Optional[str] = None, stderr=None) -> SimHandle:
+              cwd: Optional[str] = None, stderr=None, die_with_parent: bool = False) -> SimHandle:
     """Start `python -m sim *args`, wait for one SIM READY line per vehicle.
 
-    stderr defaults to a temporary file whose tail is quoted if the sim fails to start."""
+    stderr defaults to a temporary file whose tail is quoted if the sim fails to start.
+    die_with_parent: the sim is terminated when the calling thread's process dies (see _die_with);
+    call from a thread that lives as long as the process (the kernel watches the thread)."""
     args = list(args)
     if not any(a in ("--tcp", "--udp-in", "--udp-out") for a in args):
         args += ["--tcp", "127.0.0.1:0"]
@@ -77,7 +95,9 @@ def start_sim(args: Sequence[str] = (), *, timeout: float = 15.0,
     e.setdefault("PYTHONUNBUFFERED", "1")
     errfile = tempfile.TemporaryFile() if stderr is None else None
     proc = subprocess.Popen([python or sys.executable, "-m", "sim", *args], cwd=cwd or _ROOT,
-                            stdout=subprocess.PIPE, stderr=errfile or stderr, env=e)
+                            stdout=subprocess.PIPE, stderr=errfile or stderr, env=e,
+                            preexec_fn=_die_with(os.getpid()) if die_with_parent and sys.platform == "linux"
+                            else None)
 
     def err_tail() -> str:
         if errfile is None:
