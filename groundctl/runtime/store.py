@@ -254,6 +254,8 @@ class Store:
                     _private_sqlite_files(db_path)  # -wal/-shm now exist
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
+        from groundctl.runtime import tables  # noqa: F401, PLC0415 (every module's tables, for create_all)
+
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -304,6 +306,10 @@ class Store:
         d = s.get(Delivery, delivery_id)
         if d is not None:
             d.state = derive_state(self.kinds(s, delivery_id))
+        # notifications leave through an outbox written in this same transaction: no event is announced
+        # that was not stored, and none is stored without its announcements
+        from groundctl.runtime.notify.outbox import enqueue_for_event  # noqa: PLC0415 (it imports this module)
+        enqueue_for_event(s, delivery_id, row)
         return row
 
     def append_event(self, delivery_id: int, ev: DeliveryEvent) -> Event | None:

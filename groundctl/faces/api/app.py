@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from groundctl.faces.api import problems
 from groundctl.faces.api.secrecy import RefuseKeyInUrl, install_log_redaction
-from groundctl.faces.api.routes import airspace, deliveries, fleet, live, recipients, zones
+from groundctl.faces.api.routes import airspace, deliveries, fleet, live, notifications, recipients, zones
 from groundctl.runtime.service import Service, Settings
 
 log = logging.getLogger("groundctl.api")
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.add_middleware(problems.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseKeyInUrl)
-    for r in (recipients, zones, fleet, airspace, deliveries, live):
+    for r in (recipients, zones, fleet, airspace, deliveries, live, notifications):
         app.include_router(r.router)
 
     @app.get("/healthz", tags=["meta"], summary="Liveness: does nothing else")
