@@ -4,3 +4,4 @@ store migrates and checks against (Alembic, create_all) holds them all. One impo
 from groundctl.runtime import store  # noqa: F401  (the original tables)
 from groundctl.runtime import handoff_tables  # noqa: F401  (tracking links, confirmations and disputes)
 from groundctl.runtime.notify import tables as notify_tables  # noqa: F401  (webhook endpoints, preferences, outbox)
+from groundctl.runtime import erasure  # noqa: F401  (recipient_erasures: who was erased, when, on whose request)
