@@ -191,6 +191,8 @@ class Operations(_Model):
     drop_method: DropMethod = "payload_place"
     drop_alt_m: float = Field(default=3.0, gt=0, le=50, description="release height for gripper drops")
     hover_at_zone_s: float = Field(default=30.0, ge=0, le=3600, description="time budgeted at the zone")
+    attended_hold_s: float = Field(default=180.0, ge=10, le=1800,
+                                   description="longest hold above the zone waiting for the recipient of an attended drop")
     zone_stale_after_days: float = Field(default=180.0, gt=0)
     fence_margin_m: float = Field(default=5.0, ge=0, le=100)
     fence_max_vertices: int = Field(default=70, ge=3, le=1000)

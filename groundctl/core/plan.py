@@ -32,6 +32,9 @@ UNATTENDED_FORBIDDEN = {
     "controlled_substance": "is a controlled substance that must be handed over in person",
     "hazardous": "is dangerous goods, not carried by drone",
 }
+# These can go by drone when the drop is attended: the drone holds above the zone and releases only
+# once the recipient, there in person, clears the drop (core.plan AttendedHold).
+ATTENDED_OK = ("signature", "age_check")
 
 
 class Parcel(BaseModel):
@@ -43,6 +46,29 @@ class Parcel(BaseModel):
     height_m: float = Field(default=0.1, gt=0, le=10)
     description: str = Field(default="parcel", max_length=200)
     handling: tuple[Literal["signature", "age_check", "controlled_substance", "hazardous", "cold_chain", "fragile"], ...] = ()
+    attended: bool = Field(default=False, description="released only after the recipient, present, clears the drop")
+
+    @property
+    def needs_person(self) -> bool:
+        return any(f in ATTENDED_OK for f in self.handling)
+
+
+@dataclass(frozen=True)
+class AttendedHold:
+    """Where an attended drop waits (mission indexes) and for how long (seconds of vehicle time).
+
+    The vehicle holds with NAV_LOITER_TIME at `hold_seq` (cruise height over the zone); the DO_JUMP at
+    `jump_seq` right after it sends the mission to `absent_seq` (climb-back over the zone, then home)
+    when the hold time runs out, so the vehicle comes home with the parcel on its own even if the link
+    is gone. Clearance is MAV_CMD_DO_SET_MISSION_CURRENT to `clear_seq`, the first drop item after the
+    jump: AP_Mission::set_current_cmd starts it at once in a running mission.
+    """
+
+    hold_seq: int
+    jump_seq: int
+    clear_seq: int
+    absent_seq: int
+    hold_s: float
 
 
 @dataclass(frozen=True)
@@ -87,6 +113,16 @@ class FlightPlan:
         return self.route_out.length_m + self.route_back.length_m
 
     @property
+    def hold(self) -> AttendedHold | None:
+        """The attended hold, if the mission has one: a NAV_LOITER_TIME followed by a forward DO_JUMP."""
+        m = self.mission
+        for i in range(1, len(m) - 1):
+            if m[i].command == C.NAV_LOITER_TIME and m[i + 1].command == C.DO_JUMP and m[i + 1].param1 > i + 1:
+                return AttendedHold(hold_seq=i, jump_seq=i + 1, clear_seq=i + 2, absent_seq=int(m[i + 1].param1),
+                                    hold_s=m[i].param1)
+        return None
+
+    @property
     def drop_seq(self) -> int:
         """Mission index of the item that releases the parcel."""
         for i, it in enumerate(self.mission):
@@ -128,6 +164,7 @@ class FlightPlan:
             "fence_items": len(self.fence),
             "rally_points": len(self.rally),
             "fence_alt_max_m": self.fence_alt_max_m,
+            "attended_hold_s": self.hold.hold_s if self.hold else None,
             "warnings": self.warnings,
         }
 
@@ -245,10 +282,40 @@ def _legs_for(route: Route, payload_kg: float, label: str) -> list[Leg]:
     return legs
 
 
+HOLD_LABEL = "hold for the recipient"
+
+
+def _hold_time(hold_s: float) -> float:
+    # AP_Mission keeps NAV_LOITER_TIME's time as a uint16 of whole seconds (Mission_Command.p1)
+    if not (isinstance(hold_s, (int, float)) and math.isfinite(hold_s) and 10 <= hold_s <= 1800):
+        raise InputError(f"hold time must be 10 to 1800 s, got {hold_s!r}", field="hold_s")
+    return float(math.ceil(hold_s))
+
+
+def _attended(items: list[MissionItem], lon: float, lat: float, alt: float, hold_s: float,
+              kg: float) -> tuple[list[MissionItem], Leg]:
+    """Insert the hold after the weigh waypoint over the zone: NAV_LOITER_TIME at cruise height (clear of
+    everything the route was planned over, and what the recipient sees arrive), then a DO_JUMP past the
+    drop to the climb-back waypoint. The jump runs only when the hold's time is up (AP_Mission
+    advance_current_nav_cmd -> get_next_cmd follows it); a clearance skips it by setting the current
+    item to the drop (ModeAuto verify_loiter_time never completes the hold early)."""
+    weigh = next(i for i, it in enumerate(items) if it.label == "over zone: weigh")
+    back = next(i for i, it in enumerate(items) if it.label.startswith("climb") and it.label.endswith("weigh"))
+    hold = MissionItem(C.NAV_LOITER_TIME, C.FRAME_GLOBAL_RELATIVE_ALT_INT, param1=hold_s, lat=lat, lon=lon, alt=alt,
+                       label=HOLD_LABEL)
+    # repeat -1: AP_MISSION_JUMP_REPEAT_FOREVER, a forward jump taken every time the hold runs out
+    jump = MissionItem(C.DO_JUMP, C.FRAME_MISSION, param1=back + 2, param2=-1, label="recipient absent: home with the parcel")
+    out = items[:weigh + 1] + [hold, jump] + items[weigh + 1:]
+    return out, Leg("hover", hover_s=hold_s, payload_kg=kg, label=HOLD_LABEL)
+
+
 def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZone, parcel: Parcel, *,
                airframe_name: str | None = None, method: DropMethod | None = None,
-               planner: RoutePlanner | None = None) -> FlightPlan:
-    """Plan one delivery. Raises InputError for a bad zone/method, NoRouteError when no path exists."""
+               planner: RoutePlanner | None = None, hold_s: float | None = None) -> FlightPlan:
+    """Plan one delivery. Raises InputError for a bad zone/method, NoRouteError when no path exists.
+
+    An attended parcel (Parcel.attended) holds above the zone for up to `hold_s` (default
+    Operations.attended_hold_s) before its drop; see AttendedHold."""
     hub = fleet.hub(hub_name)
     ops = fleet.operations
     method = method or ops.drop_method
@@ -339,6 +406,10 @@ def build_plan(airspace: Airspace, fleet: Fleet, hub_name: str, zone: LandingZon
         legs += [Leg("descent", dz_m=-d, payload_kg=kg), Leg("hover", hover_s=pay_s + 3, payload_kg=kg),
                  Leg("hover", hover_s=pay_s + max(0.0, ops.hover_at_zone_s - 2 * pay_s - 3), payload_kg=0.0),
                  Leg("climb", dz_m=d, payload_kg=0.0)]
+    if parcel.attended:
+        hold_s = _hold_time(ops.attended_hold_s if hold_s is None else hold_s)
+        items, hold_leg = _attended(items, zl, zt, cruise, hold_s, kg)
+        legs.insert(at_zone, hold_leg)
     legs.insert(at_zone, Leg("hover", hover_s=WEIGH_S, payload_kg=kg, label="weigh with the parcel"))
     legs.append(Leg("hover", hover_s=WEIGH_S, payload_kg=0.0, label="weigh after the release"))
     for lon, lat in route_back.points_ll[1:-1]:

@@ -15,7 +15,7 @@ from shapely.geometry import LineString
 from groundctl.core.airspace import Airspace
 from groundctl.core.calibration import Calibration
 from groundctl.core.energy import EnergyReport, plan_energy
-from groundctl.core.plan import UNATTENDED_FORBIDDEN, FlightPlan
+from groundctl.core.plan import ATTENDED_OK, UNATTENDED_FORBIDDEN, FlightPlan
 from groundctl.core.weather import Weather, wx_group
 from groundctl.errors import CheckFailure, InputError, PlanRefused
 
@@ -412,14 +412,26 @@ def _payload_checks(plan: FlightPlan, rho: float) -> list[Check]:
         over = [f"{d * 100:.0f} cm > {b * 100:.0f} cm" for d, b in zip(dims, box) if d > b]
         checks.append(Check("parcel_size", "fail", f"the {size} parcel does not fit the {box_txt} cargo box in any "
                             f"orientation ({', '.join(over)}): repack it smaller", size, box_txt))
-    refused = [(f, UNATTENDED_FORBIDDEN[f]) for f in p.handling if f in UNATTENDED_FORBIDDEN]
-    if refused:
+    # an attended drop (the drone holds until the recipient, there in person, clears it) takes these
+    refused = [(f, UNATTENDED_FORBIDDEN[f]) for f in p.handling if f in UNATTENDED_FORBIDDEN
+               and not (p.attended and f in ATTENDED_OK)]
+    if refused and p.attended:
+        why = "; ".join(f"{f}: the parcel {reason}" for f, reason in refused)
+        checks.append(Check("handling", "fail", f"{why}; not even an attended drop may carry it: send it by courier",
+                            ", ".join(f for f, _ in refused)))
+    elif refused:
         why = "; ".join(f"{f}: the parcel {reason}" for f, reason in refused)
         checks.append(Check("handling", "fail", f"{why}; a drone drop is unattended, send it by courier",
                             ", ".join(f for f, _ in refused)))
     elif "fragile" in p.handling and plan.method == "gripper":
         checks.append(Check("handling", "warn", f"a fragile parcel released by gripper falls {ops.drop_alt_m:g} m: "
                             f"use payload_place or winch", "fragile"))
+    elif p.attended:
+        flags = ", ".join(p.handling) or "none"
+        hold = plan.hold.hold_s if plan.hold else 0
+        checks.append(Check("handling", "pass", f"attended drop (handling flags: {flags}): the drone holds above the "
+                            f"zone up to {hold:g} s for the recipient's clearance, then comes home with the parcel",
+                            flags))
     else:
         flags = ", ".join(p.handling) or "none"
         checks.append(Check("handling", "pass", f"handling flags ({flags}) allow an unattended drop", flags))

@@ -14,6 +14,8 @@ EVENT_KINDS = (
     "uploaded", "armed", *PHASES[1:],
     "drop_failed", "fence_breach", "low_battery", "link_lost", "link_restored", "rtl", "aborted", "failed",
     "reserve_used", "failsafe", "mode_change", "gps_loss", "return_route", "crashed", "lost",
+    # attended drop (protocol/attended.py)
+    "holding_for_recipient", "cleared_to_drop", "recipient_absent",
 )
 
 # What a flight ended as. Each is a claim a recipient, a merchant and the KPIs rely on:
@@ -110,6 +112,7 @@ class Incident:
 @dataclass
 class DeliveryReport:
     outcome: str  # one of OUTCOMES
+    reason: str | None = None  # why, when the outcome alone does not say (returned_with_parcel: recipient_absent)
     # where the parcel is: "delivered", "aboard", "misdelivered" (left the drone off target), "unknown"
     parcel: str = "unknown"
     drop_lat: float | None = None  # only for a parcel that left the drone (delivered or misdelivered)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 from groundctl.core import mavcmd as C
 from groundctl.core.mission import MissionItem
+from groundctl.protocol.attended import AttendedRules
 from groundctl.protocol.events import PHASES, DeliveryEvent, Incident
 from groundctl.protocol.faults import FaultRules
 from groundctl.protocol.incidents import Incidents, VehicleClock
@@ -46,7 +47,8 @@ _RELEASE_TEXTS = ("PayloadPlace: Releasing the gripper", "PayloadPlace: Manual r
 _BATT_FAILSAFE = re.compile(r"Battery \d+ is (low|critical)")
 _CRASH_TEXTS = ("Crash: ", "Parachute: Released")
 _CRASH_TILT_RAD = 1.0  # disarmed lying at ~60 degrees or more: on its side, not on its legs
-_ONE_SHOT = set(PHASES) | {"armed", "drop_failed", "low_battery", "aborted", "rtl", "crashed", "return_route"}
+_ONE_SHOT = set(PHASES) | {"armed", "drop_failed", "low_battery", "aborted", "rtl", "crashed", "return_route",
+                           "holding_for_recipient", "cleared_to_drop", "recipient_absent"}
 # events held after an outage until the vehicle's clock is heard again, then dated
 _ZONE_PHASES = ("at_zone", "lowering", "released", "drop_failed")
 # event kind -> the incident it reports (for a resume from stored events)
@@ -98,6 +100,8 @@ class FlightSpec:
     incident_merge_s: float = 60.0
     # metres inside a no-fly area (buffered zone, or outside the service area), for a breach's worst value
     breach_depth_m: Callable[[float, float], float | None] | None = None
+    # an attended drop's hold (core.plan.AttendedHold): see attended.py
+    hold: Any = None
 
     @classmethod
     def from_plan(cls, plan: Any, **kw: Any) -> "FlightSpec":
@@ -106,6 +110,7 @@ class FlightSpec:
         kw.setdefault("battery_wh", a.battery_wh * a.battery_usable_fraction)
         kw.setdefault("gripper_servo", getattr(a, "gripper_servo", None))
         kw.setdefault("zone_ground_rel_m", getattr(plan, "zone_ground_rel_home_m", 0.0))
+        kw.setdefault("hold", getattr(plan, "hold", None))
         return cls(mission=list(plan.mission), drop_seq=plan.drop_seq, method=plan.method,
                    zone_lat=plan.zone.lat, zone_lon=plan.zone.lon, hub_lat=plan.hub.lat, hub_lon=plan.hub.lon, **kw)
 
@@ -116,7 +121,7 @@ class _Samples:
     level: deque = field(default_factory=lambda: deque(maxlen=40))
 
 
-class FlightMonitor(FaultRules, OutcomeRules):
+class FlightMonitor(FaultRules, OutcomeRules, AttendedRules):
     """Turn what the vehicle says into DeliveryEvents, at most one per occurrence.
 
     Feed it every message: `feed(msg, now)` updates `state` and observes; if the runtime updates a
@@ -262,6 +267,7 @@ class FlightMonitor(FaultRules, OutcomeRules):
             if inc is not None and not (kind == "link_lost" and "taking_off" not in self._once):
                 self._inc.open(inc, t, getattr(item, "message", "") or f"{kind} before a restart")
                 self._inc.close(inc, t)
+            self._attended_resume_event(kind, data)
             if kind == "crashed":
                 self.crashed = "before a restart"
             elif kind == "return_route":
@@ -282,6 +288,7 @@ class FlightMonitor(FaultRules, OutcomeRules):
         self.airborne = 1 <= self._idx(self.phase) < self._idx("landed")
         # not inferred from the phase: an RTL before the drop reaches "returning" with the parcel aboard
         self.released = "released" in self._once
+        self._attended_resume(self._once)
         self.drop_failed = "drop_failed" in self._once
         if self.released or self.drop_failed:
             self._jam_decided = True  # its samples died with the old process
@@ -415,6 +422,7 @@ class FlightMonitor(FaultRules, OutcomeRules):
             self._gap = (last, s.lat, s.lon, s.mission_seq)
             self._back = None
             self._lost_rx = now
+        self._attended_poll(now)
 
     def _after_outage(self, now: float) -> None:
         """The vehicle's clock is heard again. What changed during the outage shows up within one round
@@ -562,6 +570,7 @@ class FlightMonitor(FaultRules, OutcomeRules):
             return
         if seq is None:
             return
+        self._attended_step(now, seq)
         if self.turned_back_seq is not None:
             # sent home along the route before the drop: the parcel stays aboard, no drop to judge
             if self._idx(self.phase) < self._idx("returning") and seq >= self.turned_back_seq:

@@ -15,7 +15,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 from groundctl.core import mavcmd as C
 from groundctl.core.geo import geodesic_distance_m
 from groundctl.core.plan import FlightPlan
-from groundctl.errors import CommandError, GroundctlError, LinkError, TransferError
+from groundctl.errors import CommandError, Conflict, GroundctlError, LinkError, TransferError
 from groundctl.protocol import FlightMonitor, FlightSpec, commands
 from groundctl.protocol.energy_log import EnergyLog
 from groundctl.protocol.params import same_value
@@ -114,12 +114,41 @@ class DeliveryFlight:
         self.texts: deque[str] = deque(maxlen=20)  # the vehicle's last STATUSTEXTs, for error messages
         self._energy_start_wh: float | None = None
         self._battery_start_pct: float | None = None
+        self._clear_lock = asyncio.Lock()
 
     # -- public -----------------------------------------------------------------------------------
     async def abort(self, action: str = "rtl") -> None:
         if action not in ("rtl", "land"):
             raise GroundctlError(f"abort action must be 'rtl' or 'land', got {action!r}", field="action")
         await self._abort_request.put(action)
+
+    async def clear_to_drop(self, by: str = "recipient") -> dict:
+        """The recipient is there: end the attended hold and drop (MAV_CMD_DO_SET_MISSION_CURRENT to the
+        first drop item, see protocol.attended). Conflict when the drone is not holding for them, or the
+        hold is about to run out (the vehicle may already be turning home); CommandError when the
+        autopilot does not take it (the hold then runs on and times out as planned)."""
+        async with self._clear_lock:
+            mon, v = self.monitor, self.vehicle
+            why = "the flight has not started" if mon is None or v is None else mon.clearance_refusal()
+            if why:
+                raise Conflict(f"cannot clear the drop: {why}", field="clear_to_drop")
+            seq = mon.spec.hold.clear_seq
+            jump = Command(mavlink.MAV_CMD_DO_SET_MISSION_CURRENT, (float(seq), 0, 0, 0, 0, 0, 0))
+            self._stage(f"cleared to drop by the {by}: mission item {seq}")
+            mon.clearing(True)
+            try:
+                await v.command(jump, tries=3)
+            except CommandError:
+                mon.clearing(False)
+                raise
+            mon.cleared(asyncio.get_running_loop().time(), by)
+            for ev in mon.take_events():
+                await self._emit(ev)
+            return mon.hold_view() or {}
+
+    def hold_view(self) -> dict | None:
+        """The attended hold as it stands (awaiting_clearance, hold_left_s in vehicle seconds), or None."""
+        return self.monitor.hold_view() if self.monitor is not None else None
 
     async def run(self) -> DeliveryReport:
         loop = asyncio.get_running_loop()
@@ -190,8 +219,13 @@ class DeliveryFlight:
             from groundctl.core.energy import plan_energy
 
             e = self.prediction or plan_energy(self.plan, None, limits=False)  # the per-metre figure and reserve
+            # an attended hold is time, not distance: spread over the metres it would make every metre
+            # look dearer and bring the low-battery return early
+            from groundctl.core.plan import HOLD_LABEL
+
+            hold_wh = sum(le.energy_wh for le in getattr(e, "legs", []) if le.leg.label == HOLD_LABEL)
             if math.isfinite(e.needed_wh) and self.plan.distance_m > 0:
-                wh_per_m = e.needed_wh / self.plan.distance_m
+                wh_per_m = (e.needed_wh - hold_wh) / self.plan.distance_m
             reserve = e.reserve_wh
         except Exception as exc:  # the monitor still checks the reserve without a per-metre figure
             log.warning("no energy model for the monitor: %s", exc)
@@ -474,6 +508,7 @@ class DeliveryFlight:
         mon = self.monitor
         if mon is not None:
             r.parcel = mon.parcel
+            r.reason = mon.outcome_reason() if outcome == "returned_with_parcel" else None
             now = asyncio.get_running_loop().time()
             r.incidents = mon.incidents(now)
             s = mon.state
