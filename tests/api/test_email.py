@@ -1,0 +1,135 @@
+"""Email notifications against a real SMTP server on loopback (aiosmtpd), and the zone-staleness reminder."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from groundctl.faces.api import Settings, create_app
+from groundctl.runtime.notify import NotifySettings
+from tests.api.conftest import CLINIC_EAST, OP, OP_KEY, Clock, ThreadServer, put_weather, register, zone_body
+from tests.api.receivers import SmtpReceiver, WebhookReceiver
+from tests.api.test_webhooks import FAST, outbox, plan_and_cancel, wait_settled
+
+pytest.importorskip("aiosmtpd")
+
+
+def start_server(tmp, clock=None, **notify) -> ThreadServer:
+    s = Settings(data_dir=tmp, operator_keys=(OP_KEY,), **({"clock": clock} if clock else {}))
+    s.notify = NotifySettings(**{**FAST, **notify})
+    srv = ThreadServer(create_app(s)).start()
+    put_weather(srv.url)
+    return srv
+
+
+@pytest.fixture
+def smtp():
+    r = SmtpReceiver().start()
+    yield r
+    r.stop()
+
+
+def wait_mail(smtp: SmtpReceiver, n: int, timeout: float = 30) -> list:
+    end = time.monotonic() + timeout
+    while len(smtp.messages) < n:
+        assert time.monotonic() < end, [m["subject"] for m in smtp.messages]
+        time.sleep(0.05)
+    return smtp.messages
+
+
+def test_email_with_tracking_link_and_what_happens_next(tmp_path, smtp):
+    srv = start_server(tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_from="drones@station.test")
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            h = register(c)
+            r = c.put("/api/v1/recipients/me/notifications", json={"email_enabled": True, "email": "ana@home.test"},
+                      headers=h)
+            assert r.status_code == 200 and r.json()["email_enabled"], r.text
+            [did] = plan_and_cancel(c, h, n=1, cancel=1)
+            planned, aborted = sorted(wait_mail(smtp, 2), key=lambda m: "stopped" in m["subject"])
+            rows = {m["kind"]: m for m in wait_settled(c)}
+            assert {k: m["state"] for k, m in rows.items()} == {"planned": "sent", "aborted": "sent"}
+            for m in (planned, aborted):
+                assert m["To"] == "ana@home.test" and m["From"] == "drones@station.test"
+            assert planned["Subject"] == f"Delivery planned (delivery {did})"
+            assert planned["Message-ID"] == f"<{rows['planned']['webhook_id']}@groundctl>"
+            text = planned.get_content()
+            link = next(w for w in text.split() if "/t/" in w)
+            assert link.startswith("http"), text
+            assert "What happens next: the delivery is cancelled" in aborted.get_content()
+
+            # the recipient narrows what they want: nothing else is queued for them
+            c.put("/api/v1/recipients/me/notifications",
+                  json={"email_enabled": True, "email": "ana@home.test", "kinds": ["delivered"]}, headers=h)
+            [other] = plan_and_cancel(c, h, n=1, cancel=1)
+            assert outbox(c, delivery_id=other) == []
+            # and email off means no email
+            c.put("/api/v1/recipients/me/notifications", json={"email_enabled": False}, headers=h)
+            assert c.get("/api/v1/recipients/me/notifications", headers=h).json()["email_enabled"] is False
+    finally:
+        srv.stop()
+
+
+def test_smtp_refusal_is_retried_then_dead_lettered_and_the_password_never_logged(tmp_path, smtp, caplog):
+    caplog.set_level(logging.DEBUG)
+    password = "pw-" + "s3cret" * 4
+    # aiosmtpd offers no AUTH on a plain connection: every login fails, as with a wrong password
+    srv = start_server(tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_user="station",
+                       smtp_password=password, backoff_s=(0.05, 0.05))
+    try:
+        assert password not in repr(srv.app.state.settings.notify)
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            h = register(c)
+            c.put("/api/v1/recipients/me/notifications", json={"email_enabled": True, "email": "bo@home.test"},
+                  headers=h)
+            plan_and_cancel(c, h, n=1, cancel=0)
+            [dead] = wait_settled(c)
+            assert dead["state"] == "dead" and dead["attempts"] == 3 and "AUTH" in dead["last_error"], dead
+            assert smtp.messages == []
+            body = c.get("/api/v1/outbox", params={"state": "dead"}, headers=OP).text
+            assert password not in body
+        assert password not in caplog.text
+    finally:
+        srv.stop()
+
+
+def test_zone_about_to_go_stale_is_announced_once_per_staleness_period(tmp_path, smtp):
+    clock = Clock()
+    receiver = WebhookReceiver().start()
+    srv = start_server(tmp_path, clock=clock, stale_scan_s=0.05, stale_warn_days=7, smtp_host="127.0.0.1",
+                       smtp_port=smtp.port)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            h = register(c)
+            c.put("/api/v1/recipients/me/notifications", json={"email_enabled": True, "email": "cy@home.test"},
+                  headers=h)
+            c.post("/api/v1/recipients/me/webhooks", json={"url": receiver.url("/z"), "kinds": ["zone_stale"]},
+                   headers=h)
+            z = c.post("/api/v1/zones", json=zone_body(CLINIC_EAST), headers=h).json()
+            time.sleep(0.3)  # several scans while the zone is fresh: nothing
+            assert outbox(c) == []
+
+            clock.offset = timedelta(days=174)  # six days before it goes stale
+            wait_mail(smtp, 1)
+            rows = wait_settled(c)
+            assert sorted(m["channel"] for m in rows) == ["email", "webhook"], rows
+            assert "reconfirm" in smtp.messages[0]["Subject"].lower()
+            assert f"/api/v1/zones/{z['id']}/confirm" in smtp.messages[0].get_content()
+            time.sleep(0.3)  # more scans in the same period: still once
+            assert len(outbox(c)) == 2 and len(smtp.messages) == 1
+
+            # reconfirming starts a new period; its own reminder comes near its own end
+            assert c.post(f"/api/v1/zones/{z['id']}/confirm", headers=h).status_code == 200
+            time.sleep(0.3)
+            assert len(outbox(c)) == 2
+            clock.offset = timedelta(days=174 + 175)
+            wait_mail(smtp, 2)
+            assert len(wait_settled(c)) == 4
+            assert len({hit.headers["webhook-id"] for hit in receiver.for_path("/z")}) == 2
+    finally:
+        srv.stop()
+        receiver.stop()
