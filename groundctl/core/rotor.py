@@ -81,8 +81,12 @@ def fit_hover_efficiency(points: Iterable[tuple[float, float, float, float]], di
         rows.append((ideal, p - avionics_w))
     if not rows:
         raise ValueError("no points")
-    x = sum(i * q for i, q in rows) / sum(i * i for i, _ in rows)
-    eff = 1.0 / x
+    denominator = sum(i * i for i, _ in rows)
+    if not math.isfinite(denominator) or denominator < 1e-9:
+        # a take-off mass of micrograms needs no power to hover: nothing can be fitted to it
+        raise ValueError("these take-off masses need next to no power to hover: check takeoff_mass_kg")
+    x = sum(i * q for i, q in rows) / denominator
+    eff = 1.0 / x if x > 0 else math.inf
     if not MIN_EFFICIENCY <= eff <= MAX_EFFICIENCY:
         raise ValueError(f"these figures imply a hover efficiency of {eff:.2f}, outside the "
                          f"{MIN_EFFICIENCY:g}-{MAX_EFFICIENCY:g} any multirotor has: check masses, minutes, "

@@ -137,9 +137,9 @@ def test_outline_leaving_the_service_area_is_refused(client):
 
 
 def test_outline_reaching_a_no_fly_zone_is_refused_though_the_centre_is_clear(server, client):
-    _, airspace = server.service.airspace()
-    ops = server.service.fleet().operations
-    centre = Point(server.service.airspace()[1].frame.to_xy(CLINIC_EAST[1], CLINIC_EAST[0]))
+    _, airspace = server.service.airspace.current()
+    ops = server.service.fleet.current().operations
+    centre = Point(server.service.airspace.current()[1].frame.to_xy(CLINIC_EAST[1], CLINIC_EAST[0]))
     relevant = airspace.blocking(ops.cruise_alt_m + ops.vertical_margin_m, 0.0)
     i = min(relevant, key=lambda k: airspace.zones_xy[k].distance(centre))
     target = airspace.zones[i].geometry_ll.representative_point()

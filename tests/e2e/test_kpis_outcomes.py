@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from groundctl.faces.api import Settings
 from groundctl.protocol.events import DeliveryEvent, DeliveryReport, Incident
-from groundctl.runtime.service import Service
+from groundctl.runtime.services import Service
 from groundctl.runtime.store import Delivery, derive_state
 
 ZONE = {"lat": -35.3569483, "lon": 149.193836, "name": "clinic-east"}
@@ -50,7 +50,7 @@ def test_first_attempt_success_counts_clean_deliveries_and_incidents_have_their_
                    flown)
     jammed = _flight(svc, DeliveryReport("returned_with_parcel", parcel="aboard"),
                      ["taking_off", "en_route", "at_zone", "released", "drop_failed", "returning", "landed"])
-    k = svc.kpis(None, None)
+    k = svc.reports.kpis(None, None)
     assert k["finished"] == 4 and k["delivered"] == 3 and k["delivered_clean"] == 1
     assert k["first_attempt_success_rate"] == 0.25
     assert k["outcomes"] == {"delivered": 1, "delivered_with_incidents": 1, "landed_away": 1, "returned_with_parcel": 1}
@@ -60,15 +60,15 @@ def test_first_attempt_success_counts_clean_deliveries_and_incidents_have_their_
     assert set(inc["by_kind"]) == {"fence_breach", "reserve_used", "failsafe", "mode_change"}
 
     # the API view: released is not delivered, and a failed drop has no proof of delivery
-    view = svc.get_delivery(None, jammed)
+    view = svc.deliveries.get(None, jammed)
     assert view["delivered"] is False and view["proof_of_delivery"] is None and view["outcome"] == "returned_with_parcel"
-    view = svc.get_delivery(None, breached)
+    view = svc.deliveries.get(None, breached)
     assert view["delivered"] is True and view["outcome"] == "delivered_with_incidents"
     assert [i["kind"] for i in view["incidents"]] == ["fence_breach", "reserve_used"]
     assert view["incidents"][0]["count"] == 88 and view["incidents"][0]["worst"] == 12.5
-    view = svc.get_delivery(None, away)
+    view = svc.deliveries.get(None, away)
     assert view["end"]["end_distance_from_hub_m"] == 1512.0 and view["end"]["end_mode"] == "LAND"
-    assert svc.get_delivery(None, clean)["incidents"] == []
+    assert svc.deliveries.get(None, clean)["incidents"] == []
 
 
 def test_state_of_a_lost_or_crashed_vehicle():

@@ -121,7 +121,7 @@ def test_api_decides_as_check_does(tmp_path):
     reading the same JSON as a weather file."""
     from groundctl.core.weather import weather_from_dict
     from groundctl.faces.cli_check import plan_for
-    from groundctl.runtime.service import verdict_for
+    from groundctl.runtime.verdicts import verdict_for
 
     body = {"source": "hub anemometer", "valid_time": "2026-11-21T06:20:00Z",
             "wind": [{"height_m": 10, "speed_mps": 6.0}], "gust_mps": 8.0, "precip_mmph": 0.0,

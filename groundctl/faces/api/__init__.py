@@ -1,7 +1,7 @@
 """The HTTP face: create_app(settings) and serve(...). See README.md in this directory."""
 
 from groundctl.faces.api.app import create_app
-from groundctl.runtime.service import Settings
+from groundctl.runtime.services import Settings
 
 __all__ = ["Settings", "create_app", "serve"]
 

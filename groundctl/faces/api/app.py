@@ -7,14 +7,15 @@ import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from groundctl.faces.api import problems
+from groundctl.faces.api import limits, problems
+from groundctl.faces.api.headers import SecurityHeaders, install_docs
 from groundctl.faces.api.secrecy import RefuseKeyInUrl, install_log_redaction
 from groundctl.faces.api.routes import airspace, deliveries, fleet, live, notifications, recipients, zones
-from groundctl.runtime.service import Service, Settings
+from groundctl.runtime.services import Service, Settings
 
 log = logging.getLogger("groundctl.api")
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -25,7 +26,7 @@ PROBLEM = {"description": "problem details", "content": {"application/problem+js
                    "detail": {"type": "string"},
                    "errors": {"type": "array", "items": {"type": "object", "properties": {
                        "field": {"type": ["string", "null"]}, "reason": {"type": "string"}}}}}}}}}
-ERRORS = {code: PROBLEM for code in (400, 401, 404, 409, 413, 422, 500, 502)}
+ERRORS = {code: PROBLEM for code in (400, 401, 404, 409, 413, 422, 429, 500, 502)}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.warning("no operator key configured (GROUNDCTL_OPERATOR_KEYS): operator endpoints refuse every key "
                     "for this run")
     install_log_redaction(keys)
+    lim = limits.Limits(settings)  # a bad rate or proxy setting fails here, naming it, before anything starts
     service = Service(settings)
 
     @asynccontextmanager
@@ -44,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         install_log_redaction(keys)  # again: uvicorn may have (re)configured its loggers since create_app
         service.live.start()
         if settings.resume_flights:
-            resumed = await service.resume_all()
+            resumed = await service.flights.resume_all()
             if resumed:
                 log.info("resumed monitoring of deliveries %s", resumed)
         try:
@@ -53,15 +55,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await service.stop()
             service.store.close()
 
+    # docs_url/redoc_url None: FastAPI's own pages load Swagger UI and ReDoc from a CDN; install_docs
+    # serves Swagger UI from the vendored package instead
     app = FastAPI(title="groundctl", version="0.1.0", lifespan=lifespan, responses=ERRORS,
+                  docs_url=None, redoc_url=None, dependencies=[Depends(limits.recipient_writes)],
                   description="Drone parcel delivery ground station: recipients register landing zones, "
                               "operators plan, dispatch and watch deliveries.")
     app.state.service = service
     app.state.settings = settings
     app.state.operator_keys = keys
+    app.state.limits = lim
+    app.state.allowed_origins = frozenset(o.strip().lower().rstrip("/")
+                                          for o in limits.setting(settings, "allowed_origins") if o.strip())
     problems.install(app)
     app.add_middleware(problems.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseKeyInUrl)
+    app.add_middleware(SecurityHeaders)  # outermost: also on the refusals the two above answer
+    install_docs(app)
     for r in (recipients, zones, fleet, airspace, deliveries, live, notifications):
         app.include_router(r.router)
 

@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from groundctl.runtime.service import Service
+from groundctl.runtime.services import Service
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="operator API key")
 bearer = HTTPBearer(auto_error=False, description="recipient token from POST /api/v1/recipients")
@@ -42,7 +42,7 @@ async def operator(request: Request, key: Annotated[str | None, Depends(api_key_
 async def recipient(request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> dict:
     if cred is None or not cred.credentials or len(cred.credentials) > 200:
         raise _unauthorized("recipient token (Authorization: Bearer ...)")
-    r = await run_in_threadpool(service(request).recipient_for_token, cred.credentials)
+    r = await run_in_threadpool(service(request).recipients.for_token, cred.credentials)
     if r is None:
         raise _unauthorized("recipient token (Authorization: Bearer ...)")
     return r

@@ -21,7 +21,7 @@ from pathlib import Path
 import uvicorn
 
 from groundctl.faces.api.app import create_app
-from groundctl.runtime.service import Settings
+from groundctl.runtime.services import Settings
 
 log = logging.getLogger("groundctl.serve")
 
@@ -37,8 +37,8 @@ def start_fleet_sims(app, speedup: float = 1.0) -> list:
     from groundctl.runtime.sim_args import sim_vehicle_args  # noqa: PLC0415
 
     svc = app.state.service
-    fleet = svc.fleet()
-    managed, busy = svc.simulator_links()
+    fleet = svc.fleet.current()
+    managed, busy = svc.fleet.simulator_links()
     handles = []
     try:
         for v in fleet.vehicles:
@@ -50,11 +50,14 @@ def start_fleet_sims(app, speedup: float = 1.0) -> list:
                 continue
             hub, frame = fleet.hub(v.hub), fleet.airframe(v.airframe)
             # the simulated parcel: a reference parcel, so the monitor sees the release
+            # die_with_parent: a serve killed outright (SIGKILL, OOM killer) leaves no simulator running
+            # with its ports open; the ExitStack in serve() stops them on every orderly exit
             h = start_sim([*sim_vehicle_args(hub, frame, fleet.operations.reference_parcel_kg or 1.0),
-                           "--sysid", str(v.sysid), "--speedup", str(speedup), "--tcp", "127.0.0.1:0"])
+                           "--sysid", str(v.sysid), "--speedup", str(speedup), "--tcp", "127.0.0.1:0"],
+                          die_with_parent=True)
             handles.append(h)
             url = h.by_sysid[v.sysid][0]
-            svc.use_simulator(v.name, url)
+            svc.fleet.use_simulator(v.name, url)
             print(f"  {v.name} (sysid {v.sysid}) simulated at hub {hub.name}: {url}", flush=True)
     except BaseException:
         for h in handles:
@@ -64,6 +67,10 @@ def start_fleet_sims(app, speedup: float = 1.0) -> list:
 
 
 KEY_FILE = "operator-key"
+# proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any loopback peer as the client
+# address, and the per-address rate limits with it; Settings.trusted_proxies says whose headers count.
+# No Server header: the version of the stack is nobody's business.
+UVICORN_OPTIONS = {"proxy_headers": False, "server_header": False}
 
 
 def stored_operator_key(data_dir: str | Path | None) -> tuple[str, Path, bool]:
@@ -111,15 +118,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, data_dir: str | Path | N
         settings.assume_calm = True
     app = create_app(settings)
     with contextlib.ExitStack() as stack:
+        # uvicorn re-raises SIGTERM once it has shut down; with the default handler that kills the process
+        # before the simulators are stopped, so turn it into an exit that unwinds this `with` (set before
+        # the simulators start, so a SIGTERM while they boot stops the ones already running too)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         if sim:
             print("starting the simulated fleet:", flush=True)
             for h in start_fleet_sims(app, speedup):
                 stack.callback(h.stop)
         print(f"map: http://{host}:{port}/#key=<operator key>   API docs: http://{host}:{port}/docs", flush=True)
-        # uvicorn re-raises SIGTERM once it has shut down; with the default handler that kills the process
-        # before the simulators are stopped, so turn it into an exit that unwinds this `with`
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **UVICORN_OPTIONS)
 
 
 def main(argv: list[str] | None = None) -> int:

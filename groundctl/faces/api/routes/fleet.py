@@ -20,21 +20,21 @@ Name = Annotated[str, Path(min_length=1, max_length=100)]
 
 def _routes(kind: str, plural: str, model: type) -> None:
     async def list_items(_: Operator, svc: ServiceDep) -> dict:
-        items = await run_in_threadpool(svc.fleet_items, kind)
+        items = await run_in_threadpool(svc.fleet.items, kind)
         return {"items": items, "total": len(items)}
 
     async def get_item(name: Name, _: Operator, svc: ServiceDep) -> dict:
-        return await run_in_threadpool(svc.fleet_item, kind, name)
+        return await run_in_threadpool(svc.fleet.item, kind, name)
 
     async def put_item(name: Name, body: model, _: Operator, svc: ServiceDep, response: Response) -> Any:  # type: ignore[valid-type]
         if body.name != name:
             raise InputError(f"body name {body.name!r} differs from the path's {name!r}", field="name")
-        item, created = await run_in_threadpool(svc.put_fleet_item, kind, name, body.model_dump(mode="json"))
+        item, created = await run_in_threadpool(svc.fleet.put, kind, name, body.model_dump(mode="json"))
         response.status_code = 201 if created else 200
         return item
 
     async def delete_item(name: Name, _: Operator, svc: ServiceDep) -> Response:
-        await run_in_threadpool(svc.delete_fleet_item, kind, name)
+        await run_in_threadpool(svc.fleet.delete, kind, name)
         return Response(status_code=204)
 
     router.add_api_route(f"/{plural}", list_items, methods=["GET"], name=f"list_{plural}", summary=f"List {plural}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +24,7 @@ def _utc(d: datetime | None) -> datetime | None:
 @router.get("/kpis", summary="Operator KPIs over a period (by dispatch time; naive times are UTC)")
 async def kpis(_: Operator, svc: ServiceDep, since: Annotated[datetime | None, Query()] = None,
                until: Annotated[datetime | None, Query()] = None) -> dict:
-    return await run_in_threadpool(svc.kpis, _utc(since), _utc(until))
+    return await run_in_threadpool(svc.reports.kpis, _utc(since), _utc(until))
 
 
 @router.get("/live", summary="Latest position and phase of every vehicle (the WebSocket sends the same)")
@@ -37,7 +38,7 @@ async def map_data(request: Request, svc: ServiceDep,
                    key: Annotated[str | None, Depends(api_key_header)] = None) -> dict:
     if key is not None:
         await operator(request, key)  # a wrong key is refused, never quietly served the public view
-    out = await run_in_threadpool(svc.map_data, key is not None)
+    out = await run_in_threadpool(svc.reports.map_data, key is not None)
     if key is None:
         # live vehicles carry positions, delivery ids and ETAs: who is getting a parcel, where, and when
         out = {**{k: out[k] for k in PUBLIC_MAP}, "zones": [], "routes": [], "vehicles": []}
@@ -48,11 +49,31 @@ PUBLIC_MAP = ("airspace", "airspace_version", "hubs")
 KEY_PROTOCOL = "groundctl.key."
 
 
+def origin_allowed(ws: WebSocket) -> bool:
+    """Browsers always send Origin on a WebSocket and pages cannot forge it; other clients (scripts, the
+    CLI) send none and are judged by their key alone. Allowed: this service's own pages (Origin names the
+    host the request was sent to) and the origins listed in Settings.allowed_origins."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    if origin in ws.app.state.allowed_origins:
+        return True
+    u = urlsplit(origin)
+    host = (ws.headers.get("host") or "").strip().lower()
+    return u.scheme in ("http", "https") and bool(host) and u.netloc == host
+
+
 @router.websocket("/live/ws")
 async def live_ws(ws: WebSocket) -> None:
     # Browsers cannot set headers on a WebSocket. The map offers the key as a subprotocol
     # ("groundctl.key.<key>"); other clients may send X-API-Key. Never a query parameter: URLs are logged
     # (RefuseKeyInUrl closes such a connection before it gets here).
+    if not origin_allowed(ws):
+        # a page on another site could otherwise ride a key the operator's browser offers it (or probe
+        # keys): refused before the key is even looked at
+        await ws.close(code=1008, reason="origin not allowed")
+        return
     offered = [p for p in ws.scope.get("subprotocols", []) if p.startswith(KEY_PROTOCOL)]
     candidates = [p[len(KEY_PROTOCOL):] for p in offered] + [ws.headers.get("x-api-key")]
     if not any(key_ok(ws, k) for k in candidates if k):

@@ -1,0 +1,287 @@
+"""The flight supervisor: dispatches deliveries to vehicles, runs their flights, records what the vehicles
+did, and reconnects to flights still in the air after a restart.
+
+Everything here runs on the event loop, so every database write and every plan rebuild is handed to a
+worker thread: a slow disk or a big airspace must not stall the telemetry of other flights. A flight's
+events are written by one writer task in the order the flight raised them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from groundctl.core.energy import plan_energy
+from groundctl.core.fleet import Vehicle
+from groundctl.core.plan import FlightPlan
+from groundctl.errors import CheckFailure, Conflict, GroundctlError, NotFound, PlanRefused
+from groundctl.runtime.calibration import calibration_for, flight_from_report
+from groundctl.runtime.calibration import record as record_flight
+from groundctl.runtime.events import DeliveryEvent, Progress
+from groundctl.runtime.live import LiveHub
+from groundctl.runtime.services.airspace import AirspaceService
+from groundctl.runtime.services.deliveries import DeliveryService
+from groundctl.runtime.services.fleet import FleetService
+from groundctl.runtime.services.settings import Settings
+from groundctl.runtime.services.zones import ZoneService
+from groundctl.runtime.store import IN_FLIGHT_STATES, Delivery, Store, Zone, is_active
+from groundctl.runtime.verdicts import time_to_drop_s, verdict_for
+
+log = logging.getLogger("groundctl.flights")
+
+
+class EventWriter:
+    """Writes one flight's events in order, off the event loop; `drain` waits until all are stored."""
+
+    def __init__(self, store: Store, delivery_id: int) -> None:
+        self.store = store
+        self.delivery_id = delivery_id
+        self.queue: asyncio.Queue[DeliveryEvent | None] = asyncio.Queue()
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"events-{delivery_id}")
+
+    def put(self, ev: DeliveryEvent) -> None:
+        self.queue.put_nowait(ev)
+
+    async def _run(self) -> None:
+        while (ev := await self.queue.get()) is not None:
+            try:
+                await asyncio.to_thread(self.store.append_event, self.delivery_id, ev)
+            except Exception:  # one unwritable event must not silence the rest of the flight
+                log.exception("delivery %s: could not record %s", self.delivery_id, ev.kind)
+
+    async def drain(self) -> None:
+        self.queue.put_nowait(None)
+        await asyncio.shield(self.task)
+
+
+class FlightSupervisor:
+    def __init__(self, settings: Settings, store: Store, fleet: FleetService, airspace: AirspaceService,
+                 zones: ZoneService, deliveries: DeliveryService, live: LiveHub) -> None:
+        self.settings = settings
+        self.store = store
+        self.fleet = fleet
+        self.airspace = airspace
+        self.zones = zones
+        self.deliveries = deliveries
+        self.live = live
+        self.now = settings.clock
+        self.flights: dict[int, Any] = {}  # delivery id -> DeliveryFlight
+        self.tasks: dict[int, asyncio.Task] = {}
+        self.writers: dict[int, EventWriter] = {}
+        self.progress = deliveries.progress
+
+    # -- dispatch -------------------------------------------------------------------------------------
+    def _pick_vehicle(self, s, d: Delivery, name: str | None) -> Vehicle:
+        fleet = self.fleet.current()
+        busy = set(s.scalars(select(Delivery.vehicle).where(Delivery.state.in_(IN_FLIGHT_STATES))))
+        if name is not None:
+            v = next((v for v in fleet.vehicles if v.name == name), None)
+            if v is None:
+                raise NotFound(f"no vehicle named {name!r}", field="vehicle")
+            problems = []
+            if v.hub != d.hub:
+                problems.append(f"is based at hub {v.hub!r}, the delivery leaves from {d.hub!r}")
+            if v.airframe != d.airframe:
+                problems.append(f"is a {v.airframe!r}, the delivery was planned for {d.airframe!r}")
+            if not v.connection:
+                problems.append("has no MAVLink connection configured")
+            if v.name in busy:
+                problems.append("is flying another delivery")
+            if problems:
+                raise Conflict(f"vehicle {name!r} " + "; ".join(problems), field="vehicle")
+            return v
+        for v in fleet.vehicles:
+            if v.hub == d.hub and v.airframe == d.airframe and v.connection and v.name not in busy:
+                return v
+        raise Conflict(f"no idle {d.airframe!r} with a connection at hub {d.hub!r}", field="vehicle")
+
+    def _dispatch_record(self, delivery_id: int, vehicle: str | None) -> tuple[dict, FlightPlan, Vehicle]:
+        """Check, choose the vehicle and record the dispatch: database and planning work, for a thread."""
+        with self.store.session() as s:
+            d = self.deliveries.own(s, None, delivery_id)
+            if d.state != "planned":
+                raise Conflict(f"delivery {delivery_id} is {d.state}; only a planned delivery can be dispatched",
+                               field="delivery_id")
+            z = s.get(Zone, d.zone_id)
+            if z is not None and self.zones.view(z)["stale"]:
+                raise Conflict(f"zone {d.zone_id} is stale; the recipient must reconfirm it", field="zone_id")
+            v = self._pick_vehicle(s, d, vehicle)
+            plan = self.deliveries.plan_for(d)
+            now = self.now()
+            kind = self.fleet.vehicle_kind(v.name)
+            # the weather at dispatch, not at planning, decides
+            verdict = verdict_for(plan, self.airspace.weather(kind), now, self.airspace.current(d.airspace_version)[1],
+                                  calibration_for(self.store, plan.airframe.name, kind))
+            if not verdict.go:
+                raise PlanRefused([CheckFailure(f["check"], f["message"]) for f in verdict.failures])
+            eta = now + timedelta(seconds=self.settings.dispatch_allowance_s + time_to_drop_s(plan))
+            d.vehicle = v.name
+            self.store.append(s, d.id, DeliveryEvent("dispatched", time=now, message=f"dispatched on {v.name}",
+                                                     data={"vehicle": v.name, "connection": v.connection,
+                                                           "eta_promised": eta.isoformat()}))
+            view = self.deliveries.view(s, d, operator=True)
+        return view, plan, v
+
+    async def dispatch(self, delivery_id: int, vehicle: str | None) -> dict:
+        view, plan, v = await asyncio.to_thread(self._dispatch_record, delivery_id, vehicle)
+        self.start_flight(delivery_id, plan, v, resume=False, seen=())
+        return view
+
+    # -- flying ---------------------------------------------------------------------------------------
+    def start_flight(self, delivery_id: int, plan: FlightPlan, vehicle: Vehicle, *, resume: bool,
+                     seen: tuple[str, ...]) -> None:
+        task = asyncio.get_running_loop().create_task(self._fly(delivery_id, plan, vehicle, resume, seen),
+                                                      name=f"delivery-{delivery_id}")
+        self.tasks[delivery_id] = task
+
+    def record(self, delivery_id: int, ev: DeliveryEvent, vehicle: str | None = None) -> None:
+        """Queue a flight's event for the store (in order, off the loop) and show it on the live feed."""
+        writer = self.writers.get(delivery_id)
+        if writer is not None:
+            writer.put(ev)
+        else:  # no flight running (a late callback): still recorded, in a thread
+            asyncio.get_running_loop().create_task(asyncio.to_thread(self.store.append_event, delivery_id, ev))
+        self.live.publish({"type": "event", "delivery": delivery_id, "vehicle": vehicle, **ev.to_dict()})
+
+    async def _fly(self, delivery_id: int, plan: FlightPlan, vehicle: Vehicle, resume: bool,
+                   seen: tuple[str, ...]) -> None:
+        writer = self.writers[delivery_id] = EventWriter(self.store, delivery_id)
+
+        def on_event(ev: DeliveryEvent) -> None:
+            self.record(delivery_id, ev, vehicle.name)
+
+        def on_progress(p: Progress) -> None:
+            self._on_progress(delivery_id, vehicle.name, plan, p)
+
+        try:
+            from groundctl.runtime.fly import DeliveryFlight  # noqa: PLC0415
+            kind = await asyncio.to_thread(self.fleet.vehicle_kind, vehicle.name)
+            cal = await asyncio.to_thread(calibration_for, self.store, plan.airframe.name, kind)
+            weather = await asyncio.to_thread(self.airspace.weather, kind)
+            prediction = await asyncio.to_thread(plan_energy, plan, weather, limits=False, calibration=cal)
+            flight = DeliveryFlight(plan, vehicle.connection, sysid=vehicle.sysid, on_event=on_event,
+                                    on_progress=on_progress, resume=resume, seen_events=seen, prediction=prediction)
+            self.flights[delivery_id] = flight
+            report = await flight.run()
+            sample = flight_from_report(plan.airframe.name, kind, report.energy)
+            if sample is not None:
+                await asyncio.to_thread(record_flight, self.store, sample, vehicle=vehicle.name, delivery_id=delivery_id)
+            data = report.to_dict()
+            data.pop("events", None)
+            writer.put(DeliveryEvent("report", message=report.outcome, data=data))
+        except asyncio.CancelledError:
+            # the service is stopping: the flight is not over, and the next start resumes it
+            raise
+        except Exception as e:  # any failure of the flight machinery ends in a recorded 'failed'
+            log.exception("delivery %s failed", delivery_id)
+            self.record(delivery_id, DeliveryEvent("failed", message=f"{type(e).__name__}: {e}"), vehicle.name)
+        finally:
+            self.flights.pop(delivery_id, None)
+            self.tasks.pop(delivery_id, None)
+            self.writers.pop(delivery_id, None)
+            await writer.drain()  # what the flight said is stored before its task ends, even when cancelled
+
+    def _on_progress(self, delivery_id: int, vehicle: str, plan: FlightPlan, p: Progress) -> None:
+        data = asdict(p)
+        now = self.now()
+        data.update({"vehicle": vehicle, "delivery": delivery_id, "time": now.isoformat()})
+        # the flight's eta_s runs to the landing at the hub; a recipient wants the drop: subtract the way back
+        if p.phase in ("preflight", "taking_off", "en_route") and p.distance_to_go_m is not None:
+            a = plan.airframe
+            to_zone = max(0.0, p.distance_to_go_m - plan.route_back.length_m)
+            gs = p.groundspeed_mps if p.groundspeed_mps and p.groundspeed_mps > 1.0 else a.cruise_speed_mps
+            lower_s = max(0.0, plan.cruise_alt_m - plan.zone_ground_rel_home_m) / a.descent_speed_mps
+            climb_s = 0.0 if p.phase != "preflight" else plan.cruise_alt_m / a.climb_speed_mps
+            eta_s = to_zone / gs + lower_s + climb_s
+            data["eta_to_zone_s"] = round(eta_s, 1)
+            data["eta_to_zone"] = (now + timedelta(seconds=eta_s)).isoformat()
+        for k, v in list(data.items()):
+            if isinstance(v, float) and not math.isfinite(v):
+                data[k] = None
+        self.progress[delivery_id] = data
+        self.live.update(vehicle, data)
+
+    # -- abort ----------------------------------------------------------------------------------------
+    def _state_and_kinds(self, delivery_id: int) -> tuple[str, list[str]]:
+        with self.store.session() as s:
+            d = self.deliveries.own(s, None, delivery_id)
+            return d.state, self.store.kinds(s, d.id)
+
+    def _has_event(self, delivery_id: int, kind: str) -> bool:
+        with self.store.session() as s:
+            return kind in self.store.kinds(s, delivery_id)
+
+    async def abort(self, delivery_id: int, action: str) -> dict:
+        state, kinds = await asyncio.to_thread(self._state_and_kinds, delivery_id)
+        if state == "planned":
+            await asyncio.to_thread(self.store.append_event, delivery_id,
+                                    DeliveryEvent("aborted", message="cancelled before dispatch", data={"action": "cancel"}))
+        elif is_active(kinds):
+            flight = self.flights.get(delivery_id)
+            if flight is None:
+                raise Conflict(f"delivery {delivery_id} has no live link to its vehicle right now", field="delivery_id")
+            await flight.abort(action)
+            # the flight records the abort itself, with the vehicle's position; only if it stays silent
+            # (a link that is down, say) is the operator's request recorded here
+            for _ in range(30):
+                await asyncio.sleep(0.1)
+                if await asyncio.to_thread(self._has_event, delivery_id, "aborted"):
+                    break
+            else:
+                ev = DeliveryEvent("aborted", message=f"operator abort: {action}", data={"action": action})
+                await asyncio.to_thread(self.store.append_event, delivery_id, ev)
+                self.live.publish({"type": "event", "delivery": delivery_id, **ev.to_dict()})
+        else:
+            raise Conflict(f"delivery {delivery_id} is {state}; nothing to abort", field="delivery_id")
+        return await asyncio.to_thread(self.deliveries.get, None, delivery_id)
+
+    # -- restart --------------------------------------------------------------------------------------
+    def _resumable(self) -> list[tuple[int, FlightPlan | None, Vehicle | None, tuple[str, ...], str | None]]:
+        """(delivery, plan, vehicle, events so far, why it cannot resume) for every flight left in the air."""
+        out = []
+        with self.store.session() as s:
+            rows = list(s.scalars(select(Delivery).where(Delivery.state.in_(IN_FLIGHT_STATES + ("aborted",)))))
+            todo = [(d, tuple(self.store.kinds(s, d.id))) for d in rows]
+            fleet = self.fleet.current()
+            for d, kinds in todo:
+                if not is_active(kinds) or d.id in self.tasks:
+                    continue
+                v = next((v for v in fleet.vehicles if v.name == d.vehicle), None)
+                if v is None or not v.connection:
+                    out.append((d.id, None, None, kinds, f"cannot resume: vehicle {d.vehicle!r} is no longer in the "
+                                                         "fleet or has no connection"))
+                    continue
+                try:
+                    plan = self.deliveries.plan_for(d)
+                except GroundctlError as e:
+                    out.append((d.id, None, None, kinds, f"cannot rebuild plan: {e}"))
+                    continue
+                out.append((d.id, plan, v, kinds, None))
+        return out
+
+    async def resume_all(self) -> list[int]:
+        """Reconnect to every flight that was in the air when the service stopped."""
+        resumed = []
+        for delivery_id, plan, v, kinds, why in await asyncio.to_thread(self._resumable):
+            if why is not None:
+                await asyncio.to_thread(self.store.append_event, delivery_id, DeliveryEvent("failed", message=why))
+                continue
+            assert plan is not None and v is not None
+            self.start_flight(delivery_id, plan, v, resume=True, seen=kinds)
+            resumed.append(delivery_id)
+        return resumed
+
+    async def stop(self) -> None:
+        for t in list(self.tasks.values()):
+            t.cancel()
+        for t in list(self.tasks.values()):
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
