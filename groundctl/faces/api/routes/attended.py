@@ -1,0 +1,65 @@
+"""Attended drop: the recipient's "clear to drop" while the drone holds above their zone.
+
+Two ways in: the tracking link (its token is the capability: whoever holds it is the recipient), or the
+one-time code the recipient was given, sent by the recipient (bearer token) or by an operator the
+recipient read it to. A clearance that cannot act (not holding yet, hold over, already cleared) is 409
+with the reason; a wrong code is 403 and counts against the code.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from groundctl.faces.api.deps import MAX_ID, CallerDep, ServiceDep
+from groundctl.faces.api.schemas import _In
+from groundctl.runtime.attended import CODE_DIGITS, AttendedService
+
+router = APIRouter(prefix="/api/v1", tags=["attended drop"])
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Token = Annotated[str, Path(min_length=1, description="the capability token from the tracking link")]
+
+
+class ClearIn(_In):
+    code: str = Field(pattern=rf"^[0-9]{{{CODE_DIGITS}}}$", description=f"the {CODE_DIGITS}-digit one-time code "
+                      "the recipient was given")
+
+
+def attended(svc) -> AttendedService:
+    """The service's attended part (built on first use when the composition root does not build it)."""
+    a = getattr(svc, "attended", None)
+    if a is None:
+        a = AttendedService(svc.store, svc.deliveries, svc.flights, svc.settings.clock)
+        svc.attended = a
+    return a
+
+
+def _delivery_for_token(svc, token: str) -> int:
+    from groundctl.faces.api.routes.tracking import handoff  # the tracking link belongs to the handoff service
+
+    return handoff(svc).delivery_for_token(token)
+
+
+@router.post("/track/{token}/clear-to-drop", summary="The recipient is at the zone: release the parcel now "
+             "(only while the drone holds above it, see awaiting_clearance)")
+async def clear_by_link(token: Token, svc: ServiceDep) -> dict:
+    delivery_id = await run_in_threadpool(_delivery_for_token, svc, token)
+    r = await attended(svc).clear(delivery_id, by="recipient")
+    # the tracking page sees the recipient's view, not the operator's
+    return {k: r[k] for k in ("id", "state", "delivered", "clearance") if k in r}
+
+
+@router.post("/deliveries/{delivery_id}/clear-code", status_code=201,
+             summary="A new one-time code that clears an attended drop (shown once; an earlier code stops working)")
+async def clear_code(delivery_id: DeliveryId, who: CallerDep, svc: ServiceDep) -> dict:
+    return await run_in_threadpool(attended(svc).issue_code, who.recipient_id, delivery_id)
+
+
+@router.post("/deliveries/{delivery_id}/clear-to-drop",
+             summary="Clear an attended drop with the recipient's one-time code (recipient or operator)")
+async def clear_by_code(delivery_id: DeliveryId, body: ClearIn, who: CallerDep, svc: ServiceDep) -> dict:
+    by = "operator" if who.operator else "recipient"
+    return await attended(svc).clear(delivery_id, by=by, recipient_id=who.recipient_id, code=body.code)
