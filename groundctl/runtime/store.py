@@ -230,6 +230,14 @@ def _private_sqlite_files(path: str) -> None:
             pass
 
 
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (groundctl/migrations), with every module's tables."""
+    from groundctl import migrations  # noqa: PLC0415 - env.py imports this module's tables
+    from groundctl.runtime import tables  # noqa: F401, PLC0415
+
+    migrations.upgrade(engine, metadata=Base.metadata)
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -252,11 +260,19 @@ class Store:
                 cur.close()
                 if file_backed:
                     _private_sqlite_files(db_path)  # -wal/-shm now exist
+
+            @event.listens_for(self.engine, "savepoint")
+            def _savepoint_inside_a_transaction(conn, _name) -> None:  # noqa: ANN001
+                # Python's sqlite3 opens a transaction only before INSERT/UPDATE/DELETE, so a SAVEPOINT that
+                # comes first opens one of its own, and its RELEASE commits: a later rollback of the session
+                # would leave the savepoint's rows written. Open the real transaction first (IMMEDIATE: a
+                # savepoint is there to write, so take the write lock now, waiting out busy_timeout).
+                raw = conn.connection.dbapi_connection
+                if not raw.in_transaction:
+                    raw.execute("BEGIN IMMEDIATE")
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
-        from groundctl.runtime import tables  # noqa: F401, PLC0415 (every module's tables, for create_all)
-
-        Base.metadata.create_all(self.engine)
+        migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

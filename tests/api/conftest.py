@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from groundctl.faces.api import Settings, create_app
+from tests.pg import BACKENDS, pg_cluster  # noqa: F401  (the fixture, for the modules here)
 
 ROOT = Path(__file__).resolve().parents[2]
 OP_KEY = "test-operator-key"
@@ -110,6 +111,7 @@ class ProcServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     log: Path | None = None
+    database_url: str | None = None  # None: SQLite in data_dir
 
     @property
     def url(self) -> str:
@@ -118,6 +120,8 @@ class ProcServer:
     def start(self, timeout: float = 30) -> "ProcServer":
         env = {**os.environ, "GROUNDCTL_OPERATOR_KEYS": OP_KEY, "PYTHONUNBUFFERED": "1"}
         env.pop("DATABASE_URL", None)
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
         self.log = self.data_dir / f"server-{time.time_ns()}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "groundctl.faces.api", "--port", str(self.port), "--data", str(self.data_dir),
@@ -151,9 +155,28 @@ class ProcServer:
                 self.kill()
 
 
+# Modules whose `server` runs on both engines: the ones that exercise storage (CRUD, refusals that must
+# leave nothing behind, filters and pagination). The rest (screenshots, auth) run on SQLite only, to keep
+# CI's time for what differs between engines.
+BOTH_ENGINES = {"test_zones", "test_operations"}
+
+
+def pytest_generate_tests(metafunc):
+    if "server" in metafunc.fixturenames and metafunc.module.__name__.rsplit(".", 1)[-1] in BOTH_ENGINES:
+        metafunc.parametrize("server", BACKENDS, indirect=True, scope="module")
+
+
+def backend_url(request, backend: str) -> str | None:
+    """None for SQLite in the data directory (the default); a fresh PostgreSQL database otherwise."""
+    if backend == "sqlite":
+        return None
+    return request.getfixturevalue("pg_cluster").create_database()
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = start_thread_server(tmp_path_factory.mktemp("api"))
+def server(request, tmp_path_factory):
+    url = backend_url(request, getattr(request, "param", "sqlite"))
+    srv = start_thread_server(tmp_path_factory.mktemp("api"), database_url=url)
     yield srv
     srv.stop()
 

@@ -1,27 +1,40 @@
-"""Kill the server (SIGKILL) mid-flight, start it again on the same data directory: the delivery carries on
-to 'landed' and no event is lost or repeated."""
+"""Kill the server (SIGKILL) mid-flight, start it again on the same data directory (SQLite) or database
+(PostgreSQL): the delivery carries on to 'landed' and no event is lost or repeated."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
-from tests.api.conftest import OP, ProcServer, register, zone_body
+from tests.api.conftest import OP, ProcServer, backend_url, register, zone_body
+from tests.pg import BACKENDS
 from tests.api.test_flight import FLIGHT_ZONE, HUB, use_sim, wait_state
 
 pytest.importorskip("groundctl.runtime.fly")
 launch = pytest.importorskip("sim.launch")
 
 
+def _rows(url: str, sql: str, **params) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            return [tuple(r) for r in c.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.slow
-def test_sigkill_mid_flight_and_resume(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigkill_mid_flight_and_resume(tmp_path, request, backend):
+    url = backend_url(request, backend)
+    db = url or f"sqlite:///{tmp_path / 'groundctl.db'}"
     # the simulator is the aircraft: it keeps flying while the ground station is dead
     sim = launch.start_sim(["--home", HUB, "--sysid", "1", "--speedup", "5", "--no-ekf-s", "1", "--payload-kg", "1.0",
                             "--battery-wh", "222", "--mass-kg", "3.4"])
-    srv = ProcServer(tmp_path).start()
+    srv = ProcServer(tmp_path, database_url=url).start()
     try:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             use_sim(c, sim.urls[0])
@@ -32,11 +45,11 @@ def test_sigkill_mid_flight_and_resume(tmp_path):
             before = wait_state(c, did, {"en_route", "failed", "landed"}, 120)
             assert before["state"] == "en_route", before
         srv.kill()
-        killed_kinds = [r[0] for r in sqlite3.connect(tmp_path / "groundctl.db").execute(
-            "select kind from delivery_events where delivery_id = ? order by id", (did,))]
+        killed_kinds = [r[0] for r in _rows(db, "select kind from delivery_events where delivery_id = :d order by id",
+                                            d=did)]
         assert "en_route" in killed_kinds and "landed" not in killed_kinds
 
-        srv = ProcServer(tmp_path).start()
+        srv = ProcServer(tmp_path, database_url=url).start()
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             done = wait_state(c, did, {"landed", "failed"}, 240)
             kinds = [e["kind"] for e in done["events"]]
@@ -52,9 +65,8 @@ def test_sigkill_mid_flight_and_resume(tmp_path):
                 assert kinds.count(k) == 1, (k, kinds)
             assert done["outcome"] == "delivered", kinds
             assert done["proof_of_delivery"]["distance_from_zone_centre_m"] < 10
-        rows = sqlite3.connect(tmp_path / "groundctl.db").execute(
-            "select kind, occurrence, count(*) from delivery_events where delivery_id = ? group by kind, occurrence "
-            "having count(*) > 1", (did,)).fetchall()
+        rows = _rows(db, "select kind, occurrence, count(*) from delivery_events where delivery_id = :d "
+                         "group by kind, occurrence having count(*) > 1", d=did)
         assert rows == []
     finally:
         srv.stop()
