@@ -50,12 +50,14 @@ def _hash(salt: str, code: str) -> str:
     return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
 
 
-def attended_view(parcel: dict | None, events: Iterable[Any]) -> dict:
+def attended_view(parcel: dict | None, events: Iterable[Any], report: dict | None = None) -> dict:
     """Fields for a delivery view: `attended`, `awaiting_clearance` (the drone holds above the zone for
-    the recipient right now), the hold's deadline (vehicle time) and how the hold ended."""
+    the recipient right now), the hold's deadline (vehicle time), how the hold ended, and the reason the
+    flight report gives for its outcome (returned_with_parcel: recipient_absent)."""
     attended = bool((parcel or {}).get("attended"))
+    reason = (report or {}).get("reason")
     if not attended:
-        return {"attended": False, "awaiting_clearance": False}
+        return {"attended": False, "awaiting_clearance": False, "outcome_reason": reason}
     evs = list(events)
     kinds = {e.kind for e in evs}
     hold = next((e for e in evs if e.kind == "holding_for_recipient"), None)
@@ -65,7 +67,7 @@ def attended_view(parcel: dict | None, events: Iterable[Any]) -> dict:
     return {"attended": True, "awaiting_clearance": awaiting,
             "hold_deadline": (hold.data or {}).get("deadline") if hold is not None else None,
             "hold_s": (hold.data or {}).get("hold_s") if hold is not None else None,
-            "hold_ended": ended}
+            "hold_ended": ended, "outcome_reason": reason}
 
 
 class AttendedService:

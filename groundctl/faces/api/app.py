@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from groundctl.faces.api import limits, problems
 from groundctl.faces.api.headers import SecurityHeaders, install_docs
 from groundctl.faces.api.secrecy import RefuseKeyInUrl, install_log_redaction
-from groundctl.faces.api.routes import airspace, deliveries, fleet, live, notifications, recipients, zones
+from groundctl.faces.api.routes import airspace, attended, deliveries, fleet, live, notifications, recipients, zones
 from groundctl.runtime.services import Service, Settings
 
 log = logging.getLogger("groundctl.api")
@@ -66,13 +66,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.operator_keys = keys
     app.state.limits = lim
     app.state.allowed_origins = frozenset(o.strip().lower().rstrip("/")
-                                          for o in limits.setting(settings, "allowed_origins") if o.strip())
+                                          for o in settings.allowed_origins if o.strip())
     problems.install(app)
     app.add_middleware(problems.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseKeyInUrl)
     app.add_middleware(SecurityHeaders)  # outermost: also on the refusals the two above answer
     install_docs(app)
-    for r in (recipients, zones, fleet, airspace, deliveries, live, notifications):
+    for r in (recipients, zones, fleet, airspace, deliveries, live, notifications, attended):
         app.include_router(r.router)
 
     @app.get("/healthz", tags=["meta"], summary="Liveness: does nothing else")

@@ -12,6 +12,7 @@ from groundctl.core.fleet import LandingZone, pydantic_to_input_error, zone_outl
 from groundctl.core.geo import geodesic_distance_m
 from groundctl.core.plan import FlightPlan, Parcel, build_plan
 from groundctl.errors import Conflict, InputError, NoRouteError, NotFound, ValidationErrors
+from groundctl.runtime.attended import attended_view
 from groundctl.runtime.calibration import calibration_for
 from groundctl.runtime.events import DeliveryEvent
 from groundctl.runtime.services.airspace import AirspaceService
@@ -145,6 +146,7 @@ class DeliveryService:
             "delivered": rel is not None and parcel_ok, "proof_of_delivery": proof,
             "outcome": rdata.get("outcome") if report else None,
         }
+        view.update(attended_view(d.parcel, events, rdata))  # awaiting_clearance while an attended drop holds
         if operator:
             view.update({
                 "recipient_id": d.recipient_id, "zone": d.zone, "parcel": d.parcel, "hub": d.hub,
