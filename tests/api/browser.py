@@ -53,7 +53,8 @@ class Browser:
                                                                           method="PUT"), timeout=30).read())
         import websockets.sync.client as wsc
 
-        self.ws = wsc.connect(target["webSocketDebuggerUrl"], max_size=64 * 2**20, open_timeout=30)
+        # entered as a context manager (websockets 17 warns otherwise); closed in close()
+        self.ws = wsc.connect(target["webSocketDebuggerUrl"], max_size=64 * 2**20, open_timeout=30).__enter__()
         self.ids = itertools.count(1)
         self.call("Page.enable")
         self.call("Runtime.enable")
@@ -95,10 +96,16 @@ class Browser:
                 raise AssertionError(f"page never satisfied {expression!r}")
             time.sleep(0.05)
 
-    def screenshot(self, path: Path | None = None) -> np.ndarray:
+    def screenshot(self, path: Path | None = None, *, full: bool = False) -> np.ndarray:
+        """What the viewport shows, or (full) the whole page as if scrolled through."""
         from PIL import Image
 
-        png = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        params: dict = {"format": "png"}
+        if full:
+            size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+            params.update(captureBeyondViewport=True,
+                          clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+        png = base64.b64decode(self.call("Page.captureScreenshot", **params)["data"])
         if path is not None:
             path.write_bytes(png)
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)

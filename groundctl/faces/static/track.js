@@ -173,13 +173,14 @@
   // -- the map ---------------------------------------------------------------------------------------
   let view = null;
 
+  // while it comes: hub, zone and drone; once delivered: the zone and where the parcel is, close up
   function points(d) {
     const pts = [];
     if (d.zone && d.zone.lat != null) pts.push([d.zone.lon, d.zone.lat]);
+    const p = d.proof_of_delivery;
+    if (p && p.lat != null) { pts.push([p.lon, p.lat]); return pts; }
     if (d.hub) pts.push([d.hub.lon, d.hub.lat]);
     if (d.drone) pts.push([d.drone.lon, d.drone.lat]);
-    const p = d.proof_of_delivery;
-    if (p && p.lat != null) pts.push([p.lon, p.lat]);
     return pts;
   }
 
@@ -196,7 +197,9 @@
     let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
     for (const [x, y] of pts) { minX = Math.min(minX, x); maxX = Math.max(maxX, x); minY = Math.min(minY, y); maxY = Math.max(maxY, y); }
     const lat0 = (minY + maxY) / 2, k = Math.cos(lat0 * Math.PI / 180), mPerDeg = 111320;
-    const minSpan = 300 / mPerDeg;  // never closer than ~300 m across: the zone stays readable
+    // never closer than ~300 m across on the way (the zone stays in context), ~80 m at the drop
+    const closeUp = !!(data.proof_of_delivery && data.proof_of_delivery.lat != null);
+    const minSpan = (closeUp ? 80 : 300) / mPerDeg;
     const cx = (minX + maxX) / 2, cy = (minY + maxY) / 2;
     const spanX = Math.max((maxX - minX) * k, minSpan), spanY = Math.max(maxY - minY, minSpan);
     const pad = 28;
@@ -234,7 +237,7 @@
         }
         ctx.globalAlpha = 0.5; ctx.fill("evenodd"); ctx.globalAlpha = 1; ctx.stroke();
       }
-      ctx.beginPath(); ctx.arc(x, y, Math.max(9, view.m(z.clear_radius_m || 0)), 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+      ctx.beginPath(); ctx.arc(x, y, Math.max(12, view.m(z.clear_radius_m || 0)), 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
       label(z.name || "your zone", x, y);
     }
     const p = d.proof_of_delivery;

@@ -198,7 +198,7 @@ class HandoffService:
                 self.store.append(s, d.id, DeliveryEvent(
                     "zone_changed", time=now, message=f"the recipient moved the drop to zone {zone_id} ({zone.name})",
                     data={"from_zone_id": old_zone_id, "to_zone_id": zone_id, "via": via, "hub": hub,
-                          "round_trip_m": summary.get("distance_m") if isinstance(summary, dict) else None}))
+                          "distance_out_m": summary.get("distance_out_m")}))
             if set_instructions and (instructions or None) != (before[1].get("instructions") or None):
                 self.store.append(s, d.id, DeliveryEvent("instructions_changed", time=now,
                                                          message="the recipient changed the drop instructions",

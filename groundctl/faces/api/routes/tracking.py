@@ -23,7 +23,8 @@ from groundctl.runtime.services.handoff import MESSAGE_MAX, HandoffService
 
 router = APIRouter(tags=["tracking"])
 STATIC = FsPath(__file__).resolve().parents[2] / "static"
-Token = Annotated[str, Path(min_length=1, max_length=200, description="the capability token from the tracking link")]
+# no length limit here: an overlong token is just another wrong one (404), not an invalid request
+Token = Annotated[str, Path(min_length=1, description="the capability token from the tracking link")]
 PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
 
 NOT_FOUND_PAGE = """<!doctype html>

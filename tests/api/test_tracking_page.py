@@ -1,0 +1,149 @@
+"""The recipient's tracking page in a real headless Chromium, following a delivery the built-in simulator
+really flies: the drone on the map while it approaches (phone and desktop), nothing of it after the drop,
+the proof of delivery once it is down, nothing about anyone else's delivery, and the recipient's answer
+given by clicking the page."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.api.browser import CHROMIUM, DESKTOP, PHONE, Browser, count
+from tests.api.conftest import OP, assert_problem, register, zone_body
+from tests.api.test_tracking import link_of, start_server
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install -y chromium)")
+launch = pytest.importorskip("sim.launch")
+
+HUB = "-35.363261,149.165230,584,353"
+FLIGHT_ZONE = (-35.3720, 149.1600)  # 1.1 km from the hub: about 12 s of approach at speed-up 20
+OTHER_ZONE = (-35.3569483, 149.193836)
+# track.js COLORS, and the proof card's background in track.css
+DRONE = (0xFF, 0x7F, 0x0E)
+ZONE = (0x22, 0xB1, 0x4C)
+DROP = (0xE6, 0x00, 0x7E)
+PROOF_CARD = (0xDF, 0xF3, 0xE4)
+APPROACH = {"dispatched", "taking_off", "en_route", "at_zone", "lowering"}
+AFTER_DROP = {"released", "returning", "landed"}
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    b = Browser(tmp_path_factory.mktemp("chromium"))
+    yield b
+    b.close()
+
+
+def shoot(browser: Browser, url: str, size, out) -> dict | None:
+    """Load the page at a size and screenshot it; None if it redrew while the shot was taken (then what
+    it drew and what it says it drew might differ)."""
+    browser.open(url, size, mobile=size == PHONE, ready="document.body.dataset.renders")
+    before = browser.eval("document.body.dataset.renders")
+    img = browser.screenshot(out)
+    state, drone, after, text = browser.eval(
+        "[document.body.dataset.state, document.body.dataset.drone, document.body.dataset.renders,"
+        " document.body.innerText]")
+    if before != after:
+        return None
+    return {"size": size, "state": state, "drone": drone == "1", "img": img, "text": text}
+
+
+def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_path, browser):
+    srv = start_server(tmp_path)
+    sim = launch.start_sim(["--home", HUB, "--sysid", "1", "--speedup", "20", "--no-ekf-s", "1",
+                            "--payload-kg", "1.0", "--battery-wh", "222", "--mass-kg", "3.4"])
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            v = c.get("/api/v1/vehicles/dr-01", headers=OP).json()
+            assert c.put("/api/v1/vehicles/dr-01", json={**v, "connection": sim.urls[0]}, headers=OP).status_code == 200
+            h = register(c, "alice")
+            zid = c.post("/api/v1/zones", json=zone_body(FLIGHT_ZONE, name="alice yard",
+                                                         instructions="next to the blue gate"), headers=h).json()["id"]
+            # someone else's planned delivery, whose name and instructions must never show on alice's page
+            hb = register(c, "bob")
+            bz = c.post("/api/v1/zones", json=zone_body(OTHER_ZONE, name="bob secret garden",
+                                                        instructions="bob-only-instructions"), headers=hb).json()["id"]
+            bob = c.post("/api/v1/deliveries", json={"zone_id": bz, "parcel": {"mass_kg": 1.0}}, headers=OP).json()
+            did = c.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": {"mass_kg": 1.0}}, headers=OP).json()["id"]
+            url = link_of(srv, c, did, h)
+            token = url.rsplit("/", 1)[1]
+            bob_url = link_of(srv, c, bob["id"], hb)
+
+            planned = shoot(browser, url, PHONE, tmp_path / "planned-phone.png")
+            assert planned and planned["state"] == "planned" and not planned["drone"]
+            assert count(planned["img"], DRONE) == 0 and count(planned["img"], ZONE) > 200
+            assert "next to the blue gate" in planned["text"]
+
+            r = c.post(f"/api/v1/deliveries/{did}/dispatch", json={"vehicle": "dr-01"}, headers=OP)
+            assert r.status_code == 200, r.text
+            # after dispatch the drone flies the plan it was given: no change of mind, with the reason
+            for resp in (c.patch(f"/api/v1/track/{token}", json={"instructions": "porch"}),
+                         c.patch(f"/api/v1/deliveries/{did}", json={"instructions": "porch"}, headers=h)):
+                body = assert_problem(resp, 409)
+                assert "only before dispatch" in body["detail"], body
+            body = assert_problem(c.post(f"/api/v1/track/{token}/confirmation", json={"status": "received"}), 409)
+            assert "once the parcel has been released" in body["detail"]
+
+            shots: list[dict] = []
+            seen_drone_in_json = False
+            end = time.monotonic() + 240
+            while time.monotonic() < end:
+                j = c.get(f"/api/v1/track/{token}").json()
+                # the JSON the page reads: the drone only while it approaches, never before or after
+                assert (j["drone"] is not None) <= (j["state"] in APPROACH), j
+                seen_drone_in_json |= j["drone"] is not None
+                assert c.get(f"/api/v1/track/{bob_url.rsplit('/', 1)[1]}").json()["drone"] is None
+                for size in (PHONE, DESKTOP):
+                    s = shoot(browser, url, size, tmp_path / f"shot-{len(shots)}.png")
+                    if s:
+                        shots.append(s)
+                if j["state"] == "landed" and j["outcome"]:
+                    break
+            assert seen_drone_in_json
+            flying = [s for s in shots if s["state"] in APPROACH and s["drone"]]
+            assert {s["size"] for s in flying} == {PHONE, DESKTOP}, [(s["size"], s["state"]) for s in shots]
+            for s in flying:
+                assert count(s["img"], DRONE) > 80, f"drone not drawn at {s['size']} in {s['state']}"
+            after = [s for s in shots if s["state"] in AFTER_DROP]
+            assert after, [s["state"] for s in shots]
+            for s in after + [s for s in shots if not s["drone"]]:
+                assert count(s["img"], DRONE, tol=20) == 0, f"a drone drawn at {s['size']} in {s['state']}"
+            for s in shots:
+                assert "bob" not in s["text"].lower()
+
+            # down, with the proof: time, position, distance from the zone centre, and the cross on the map
+            final = c.get(f"/api/v1/track/{token}").json()
+            pod = final["proof_of_delivery"]
+            assert final["outcome"] == "delivered" and pod["distance_from_zone_centre_m"] < 10, final
+            for size in (PHONE, DESKTOP):
+                s = shoot(browser, url, size, tmp_path / f"landed-{size[0]}.png")
+                assert s and s["state"] == "landed"
+                # the proof is in the first screenful; the map with the drop position further down on a phone
+                assert count(s["img"], PROOF_CARD, tol=2) > 20_000, f"proof section not shown at {size}"
+                page = browser.screenshot(tmp_path / f"landed-{size[0]}-full.png", full=True)
+                assert count(page, DROP, tol=30) > 40, f"drop position not drawn at {size}"
+                assert count(page, DRONE, tol=20) == 0
+                assert f"{pod['distance_from_zone_centre_m']:.1f} m" in s["text"]
+                assert s["img"].shape[:2] == (size[1], size[0])
+
+            # the recipient answers on the page (phone): damaged, with a message
+            browser.open(url, PHONE, mobile=True, ready="!document.getElementById('confirm').hidden")
+            browser.eval("document.querySelector('input[value=damaged]').click();"
+                         "document.getElementById('confirm-message').value = 'box crushed on one side';"
+                         "document.querySelector('#confirm-form button').click(); true")
+            browser.wait("!document.getElementById('answer').hidden && document.getElementById('confirm').hidden")
+            assert "damaged" in browser.eval("document.getElementById('answer-text').textContent")
+            d = c.get("/api/v1/disputes", headers=OP).json()
+            assert [(x["delivery"], x["status"], x["message"], x["via"]) for x in d["items"]] == [
+                (did, "damaged", "box crushed on one side", "page")]
+            # once: the API refuses a second answer
+            assert_problem(c.post(f"/api/v1/deliveries/{did}/confirmation", json={"status": "received"},
+                                  headers=h), 409)
+            k = c.get("/api/v1/kpis", headers=OP).json()
+            assert k["delivered"] == 1 and k["dispute_rate"] == 1.0 and k["confirmation_rate"] == 0.0
+            assert k["disputes_open"] == 1
+    finally:
+        sim.stop()
+        srv.stop()
