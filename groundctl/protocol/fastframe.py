@@ -55,6 +55,7 @@ _REV = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))  # each byte's bits r
 _V1, _V2 = mavlink.PROTOCOL_MARKER_V1, mavlink.PROTOCOL_MARKER_V2
 _SIGNED = mavlink.MAVLINK_IFLAG_SIGNED
 _SIG_LEN = mavlink.MAVLINK_SIGNATURE_BLOCK_LEN
+_H2 = struct.Struct("<xBB4xHB").unpack_from  # v2 header: len, incompat flags, msgid low 16, high 8
 _TOKEN = re.compile(r"(\d*)([a-zA-Z?])")
 
 
@@ -175,54 +176,53 @@ class FrameParser:
 
     def _parse(self, data, n: int, out: list) -> int:
         specs = self.specs
+        append = out.append
         rev = None  # the bit-reversed copy for the CRC, made once per buffer when first needed
+        frames = skipped = bad_crc = bad_bytes = decoded = 0
         i = 0
         while i < n:
             magic = data[i]
             if magic == _V2:
-                if i + 3 > n:
+                if i + 10 > n:
                     break
-                plen = data[i + 1]
-                flags = data[i + 2]
+                plen, flags, lo, hi = _H2(data, i)
                 end = i + 12 + plen + (_SIG_LEN if flags & _SIGNED else 0)
                 if end > n:
                     break
-                self.frames += 1
-                spec = specs.get(data[i + 7] | data[i + 8] << 8 | data[i + 9] << 16)
+                frames += 1
+                spec = specs.get(lo | hi << 16)
                 if spec is None or flags & ~_SIGNED:
-                    self.skipped += 1  # unknown incompat flags: pymavlink refuses the frame too
+                    skipped += 1  # unknown incompat flags: pymavlink refuses the frame too
                     i = end
                     continue
-                hl = 10
+                pe = i + 10 + plen  # the CRC's first byte
                 st = spec.v2
             elif magic == _V1:
-                if i + 2 > n:
+                if i + 6 > n:
                     break
                 plen = data[i + 1]
                 end = i + 8 + plen
                 if end > n:
                     break
-                self.frames += 1
+                frames += 1
                 spec = specs.get(data[i + 5])
                 if spec is None:
-                    self.skipped += 1
+                    skipped += 1
                     i = end
                     continue
-                hl = 6
+                pe = i + 6 + plen
                 st = spec.v1
             else:
                 j = i + 1
                 while j < n and data[j] != _V1 and data[j] != _V2:
                     j += 1
-                self.bad_bytes += j - i
+                bad_bytes += j - i
                 i = j
                 continue
-            pe = i + hl + plen  # the CRC's first byte
             if rev is None:
                 rev = data[:n].translate(_REV)
-            c = crc_hqx(spec.extra, crc_hqx(rev[i + 1:pe], 0xFFFF))
-            if c != (_REV[data[pe]] << 8) | _REV[data[pe + 1]]:
-                self.bad_crc += 1
+            if crc_hqx(spec.extra, crc_hqx(rev[i + 1:pe], 0xFFFF)) != (_REV[data[pe]] << 8) | _REV[data[pe + 1]]:
+                bad_crc += 1
                 i = end
                 continue
             if plen >= spec.size:
@@ -233,9 +233,14 @@ class FrameParser:
                 vals = list(vals)
                 raw = vals[spec.text_at]
                 vals[spec.text_at] = raw.split(b"\x00", 1)[0].decode("ascii", "replace")
-            out.append(spec.cls(vals))
-            self.decoded += 1
+            append(spec.cls(vals))
+            decoded += 1
             i = end
+        self.frames += frames
+        self.skipped += skipped
+        self.bad_crc += bad_crc
+        self.bad_bytes += bad_bytes
+        self.decoded += decoded
         return i
 
 
