@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.operator_keys = keys
     app.state.limits = lim
     app.state.allowed_origins = frozenset(o.strip().lower().rstrip("/")
-                                          for o in settings.allowed_origins if o.strip())
+                                          for o in limits.setting(settings, "allowed_origins") if o.strip())
     problems.install(app)
     app.add_middleware(problems.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseKeyInUrl)
