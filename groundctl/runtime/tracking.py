@@ -163,35 +163,37 @@ def revoke_link(s: Session, delivery_id: int) -> None:
         link.revoked_at = config_for(s.get_bind()).clock()
 
 
-def ended_at(s: Session, delivery_id: int) -> datetime | None:
-    """When the delivery was over, or None while it is still to fly or flying."""
-    rows = list(s.execute(select(Event.kind, Event.time).where(Event.delivery_id == delivery_id)))
+def ended_at(s: Session, delivery_id: int, events: list | None = None) -> datetime | None:
+    """When the delivery was over, or None while it is still to fly or flying. `events`: the delivery's
+    stored events when the caller has them already."""
+    rows = ([(e.kind, e.time) for e in events] if events is not None else
+            list(s.execute(select(Event.kind, Event.time).where(Event.delivery_id == delivery_id))))
     kinds = {k for k, _ in rows}
     ends = [t for k, t in rows if k in END_KINDS or (k == "aborted" and "dispatched" not in kinds)]
     return min(ends) if ends else None
 
 
-def expires_at(s: Session, delivery_id: int, link_days: float | None = None) -> datetime | None:
-    end = ended_at(s, delivery_id)
+def expires_at(s: Session, delivery_id: int, link_days: float | None = None, events: list | None = None) -> datetime | None:
+    end = ended_at(s, delivery_id, events)
     if end is None:
         return None
     days = config_for(s.get_bind()).link_days if link_days is None else link_days
     return end + timedelta(days=days)
 
 
-def _usable(s: Session, link: TrackingLink, cfg: TrackingConfig) -> bool:
+def _usable(s: Session, link: TrackingLink, cfg: TrackingConfig, events: list | None = None) -> bool:
     if link.revoked_at is not None:
         return False
-    exp = expires_at(s, link.delivery_id, cfg.link_days)
+    exp = expires_at(s, link.delivery_id, cfg.link_days, events)
     return exp is None or cfg.clock() < exp
 
 
-def tracking_token(s: Session, delivery_id: int) -> str | None:
+def tracking_token(s: Session, delivery_id: int, events: list | None = None) -> str | None:
     """The raw token of a delivery's live link (created if needed), or None (refused, revoked, expired,
     or this process's secret is not the one the link was made with)."""
     cfg = config_for(s.get_bind())
     link = ensure_link(s, delivery_id)
-    if link is None or not _usable(s, link, cfg):
+    if link is None or not _usable(s, link, cfg, events):
         return None
     token = derive_token(cfg.secret, delivery_id, link.nonce)
     if not hmac.compare_digest(token_hash(token), link.token_hash):
@@ -201,12 +203,12 @@ def tracking_token(s: Session, delivery_id: int) -> str | None:
     return token
 
 
-def tracking_url(s: Session, delivery_id: int, base_url: str | None = None) -> str | None:
+def tracking_url(s: Session, delivery_id: int, base_url: str | None = None, *, events: list | None = None) -> str | None:
     """The recipient's tracking page for a delivery, for notifications: `<public base URL>/t/<token>`.
 
     Runs in the caller's transaction (an outbox row and its link are written together); None when the
     delivery has no live link (refused, revoked, expired)."""
-    token = tracking_token(s, delivery_id)
+    token = tracking_token(s, delivery_id, events)
     if token is None:
         return None
     base = (base_url or config_for(s.get_bind()).public_url).rstrip("/")

@@ -6,6 +6,7 @@
     zones       recipients' landing zones                          services/zones.py
     deliveries  planning and the views of deliveries               services/deliveries.py
     flights     the flight supervisor: dispatch, fly, abort, resume services/flights.py
+    handoff     tracking links, change of mind, confirmation, disputes services/handoff.py
     reports     KPIs and the map                                   services/reports.py
 
 Faces (the HTTP API, the CLI) call these; they call core for every decision (zone validation, planning,
@@ -21,6 +22,7 @@ from groundctl.runtime.services.airspace import AirspaceService
 from groundctl.runtime.services.deliveries import DeliveryService
 from groundctl.runtime.services.fleet import FleetService
 from groundctl.runtime.services.flights import FlightSupervisor
+from groundctl.runtime.services.handoff import HandoffService
 from groundctl.runtime.services.recipients import RecipientService
 from groundctl.runtime.services.reports import ReportService
 from groundctl.runtime.services.settings import Settings
@@ -44,6 +46,7 @@ class Service:
         self.deliveries = DeliveryService(settings, self.store, self.fleet, self.airspace, self.zones, progress={})
         self.flights = FlightSupervisor(settings, self.store, self.fleet, self.airspace, self.zones,
                                         self.deliveries, self.live)
+        self.handoff = HandoffService(settings, self.store, self.fleet, self.airspace, self.zones, self.deliveries)
         self.reports = ReportService(settings, self.store, self.fleet, self.airspace, self.live)
         self.airspace.seed()
         self.fleet.seed()

@@ -14,9 +14,11 @@ from groundctl.core.plan import FlightPlan, Parcel, build_plan
 from groundctl.errors import Conflict, InputError, NoRouteError, NotFound, ValidationErrors
 from groundctl.runtime.attended import attended_view
 from groundctl.runtime.calibration import calibration_for
+from groundctl.runtime import tracking
 from groundctl.runtime.events import DeliveryEvent
 from groundctl.runtime.services.airspace import AirspaceService
 from groundctl.runtime.services.fleet import FleetService
+from groundctl.runtime.services.handoff import delivery_fields
 from groundctl.runtime.services.settings import Settings
 from groundctl.runtime.services.zones import ZoneService
 from groundctl.runtime.store import IN_FLIGHT_STATES, Delivery, Store
@@ -104,6 +106,7 @@ class DeliveryService:
             s.flush()
             self.store.append(s, d.id, DeliveryEvent(state, time=now, message="; ".join(
                 f"{f['check']}: {f['message']}" for f in failures), data={"failures": failures} if failures else {}))
+            tracking.ensure_link(s, d.id)  # the recipient's capability link, from planning on (none if refused)
             return self.view(s, d, operator=True)
 
     # -- deliveries: views --------------------------------------------------------------------------
@@ -147,6 +150,8 @@ class DeliveryService:
             "outcome": rdata.get("outcome") if report else None,
         }
         view.update(attended_view(d.parcel, events, rdata))  # awaiting_clearance while an attended drop holds
+        # tracking_url, the recipient's confirmation or dispute, unconfirmed_overdue
+        view.update(delivery_fields(s, d, events, view["delivered"], self.settings, self.now()))
         if operator:
             view.update({
                 "recipient_id": d.recipient_id, "zone": d.zone, "parcel": d.parcel, "hub": d.hub,
@@ -163,7 +168,9 @@ class DeliveryService:
         else:
             view["events"] = [{"kind": e.kind, "time": e.time.isoformat()} for e in events
                               if e.kind in ("planned", "dispatched", "taking_off", "en_route", "at_zone",
-                                            "released", "returning", "landed", "aborted", "failed")]
+                                            "released", "returning", "landed", "aborted", "failed",
+                                            "zone_changed", "instructions_changed", "confirmed", "disputed",
+                                            "dispute_resolved")]
         return view
 
     def get(self, recipient_id: int | None, delivery_id: int) -> dict:

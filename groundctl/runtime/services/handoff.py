@@ -8,7 +8,7 @@ page). Both reach the same methods; the link only ever opens the one delivery it
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from groundctl.core.fleet import LandingZone, zone_outline
@@ -46,8 +46,31 @@ def confirmation_view(c: Confirmation | None) -> dict | None:
             "resolution": c.resolution, "resolution_note": c.resolution_note}
 
 
+def claim_planned(s, delivery_id: int) -> bool:
+    """Take the delivery for this transaction if it is still planned; False if it is not.
+
+    A write first, then the reads: on PostgreSQL the UPDATE locks the row (a concurrent dispatch waits,
+    then finds it no longer matches or sees the change); on SQLite it takes the database's write lock, so
+    what is read next is the latest and nobody can commit in between. A dispatch that claims the same way
+    can never fly a plan that a change of mind has just replaced."""
+    r = s.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.state == "planned")
+                  .values(state=Delivery.state))
+    return r.rowcount == 1
+
+
 def released_at(s, delivery_id: int) -> datetime | None:
     return s.scalar(select(Event.time).where(Event.delivery_id == delivery_id, Event.kind == "released"))
+
+
+def delivery_fields(s, d: Delivery, events: list, delivered: bool, settings, now: datetime) -> dict:
+    """What the delivery view (operator and recipient) adds: the tracking link, the recipient's answer,
+    and whether a delivered parcel has waited longer than the settings allow for one."""
+    c = s.get(Confirmation, d.id)
+    rel = next((e.time for e in events if e.kind == "released"), None)
+    overdue = (c is None and delivered and rel is not None
+               and now - rel >= timedelta(seconds=unconfirmed_after_s(settings)))
+    return {"tracking_url": tracking.tracking_url(s, d.id, events=events), "confirmation": confirmation_view(c),
+            "unconfirmed_overdue": bool(overdue)}
 
 
 class HandoffService:
@@ -62,18 +85,6 @@ class HandoffService:
         tracking.configure(store.engine, data_dir=settings.data_dir,
                            link_days=getattr(settings, "tracking_link_days", None),
                            public_url=getattr(settings, "public_url", None), clock=settings.clock)
-
-    # -- what the delivery views add ------------------------------------------------------------------
-    def fields(self, s, d: Delivery) -> dict:
-        """Confirmation and the overdue flag, for the delivery view (operators and the recipient)."""
-        c = s.get(Confirmation, d.id)
-        rel = released_at(s, d.id)
-        overdue = (c is None and rel is not None and self._delivered(s, d)
-                   and self.now() - rel >= timedelta(seconds=unconfirmed_after_s(self.settings)))
-        return {"confirmation": confirmation_view(c), "unconfirmed_overdue": bool(overdue)}
-
-    def _delivered(self, s, d: Delivery) -> bool:
-        return bool(self.deliveries.view(s, d, operator=False).get("delivered"))
 
     # -- the tracking page ----------------------------------------------------------------------------
     def delivery_for_token(self, token: str) -> int:
@@ -186,7 +197,10 @@ class HandoffService:
         now = self.now()
         with self.store.session() as s:
             d = self.deliveries.own(s, recipient_id, delivery_id)
-            self._refuse_unless_planned(d)
+            if not claim_planned(s, delivery_id):
+                s.refresh(d)
+                self._refuse_unless_planned(d)
+            s.refresh(d)  # as it is now that no dispatch can slip in
             if (d.zone_id, d.zone, d.airspace_version) != before:
                 raise Conflict(f"delivery {delivery_id} was changed meanwhile; read it again and retry",
                                field="delivery_id")

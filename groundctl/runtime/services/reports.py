@@ -11,6 +11,7 @@ from groundctl.runtime.kpis import kpis
 from groundctl.runtime.live import LiveHub
 from groundctl.runtime.services.airspace import AirspaceService
 from groundctl.runtime.services.fleet import FleetService
+from groundctl.runtime.services.handoff import unconfirmed_after_s
 from groundctl.runtime.services.settings import Settings
 from groundctl.runtime.store import IN_FLIGHT_STATES, Delivery, Store, Zone
 
@@ -25,7 +26,8 @@ class ReportService:
         self.live = live
 
     def kpis(self, since: datetime | None, until: datetime | None) -> dict:
-        return kpis(self.store, since, until, on_time_grace_s=self.settings.on_time_grace_s)
+        return kpis(self.store, since, until, on_time_grace_s=self.settings.on_time_grace_s,
+                    unconfirmed_after_s=unconfirmed_after_s(self.settings), now=self.settings.clock())
 
     def map_data(self, operator: bool) -> dict:
         version, airspace = self.airspace.current()
