@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -71,13 +71,23 @@ def attended_view(parcel: dict | None, events: Iterable[Any], report: dict | Non
 
 
 class AttendedService:
-    """`deliveries`: the DeliveryService (own, get); `flights`: the FlightSupervisor (its live flights)."""
+    """Over the composed Service: its store, deliveries (own, get) and flight supervisor, looked up at each
+    use, because a scaled API process swaps the supervisor for one whose flights live in workers
+    (services/remote_flights.py: the clearance becomes a command the owning worker carries out)."""
 
-    def __init__(self, store, deliveries, flights, clock: Callable[[], datetime]) -> None:
-        self.store = store
-        self.deliveries = deliveries
-        self.flights = flights
-        self.clock = clock
+    def __init__(self, service) -> None:
+        self.service = service
+
+    @property
+    def store(self):
+        return self.service.store
+
+    @property
+    def deliveries(self):
+        return self.service.deliveries
+
+    def clock(self) -> datetime:
+        return self.service.settings.clock()
 
     # -- codes (synchronous: database only, for a worker thread) ---------------------------------
     def issue_code(self, recipient_id: int | None, delivery_id: int) -> dict:
@@ -131,7 +141,7 @@ class AttendedService:
             await asyncio.to_thread(self.check_code, recipient_id, delivery_id, code)
         else:
             await asyncio.to_thread(self._exists, recipient_id, delivery_id)
-        flight = self.flights.flights.get(delivery_id)
+        flight = self.service.flights.flights.get(delivery_id)
         if flight is None:
             raise Conflict(f"delivery {delivery_id} is not in flight here: nothing is holding for a clearance",
                            field="delivery_id")

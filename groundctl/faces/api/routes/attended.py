@@ -32,7 +32,7 @@ def attended(svc) -> AttendedService:
     """The service's attended part (built on first use when the composition root does not build it)."""
     a = getattr(svc, "attended", None)
     if a is None:
-        a = AttendedService(svc.store, svc.deliveries, svc.flights, svc.settings.clock)
+        a = AttendedService(svc)
         svc.attended = a
     return a
 
