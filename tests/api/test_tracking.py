@@ -70,7 +70,11 @@ def token_of(url: str) -> str:
 
 def test_a_link_opens_its_own_delivery_and_nothing_else(srv, c, tmp_path):
     ha, hb = register(c, "alice"), register(c, "bob")
-    _, a = plan(c, ha, name="alice-lawn", instructions="alice-secret-instructions")
+    lat, lon = CLINIC_EAST
+    ring = [[lon - 2e-4, lat - 2e-4], [lon + 2e-4, lat - 2e-4], [lon + 2e-4, lat + 2e-4], [lon - 2e-4, lat + 2e-4],
+            [lon - 2e-4, lat - 2e-4]]
+    _, a = plan(c, ha, name="alice-lawn", instructions="alice-secret-instructions",
+                polygon={"type": "Polygon", "coordinates": [ring]})
     bz, b = plan(c, hb, FARM_NORTH, name="bob-field")
     ua, ub = link_of(srv, c, a, ha), link_of(srv, c, b, hb)
     ta, tb = token_of(ua), token_of(ub)
@@ -79,6 +83,7 @@ def test_a_link_opens_its_own_delivery_and_nothing_else(srv, c, tmp_path):
     ja = c.get(f"/api/v1/track/{ta}").json()
     assert ja["delivery"] == a and ja["zone"]["name"] == "alice-lawn" and ja["drone"] is None
     assert ja["instructions"] == "alice-secret-instructions" and ja["can_change"] and not ja["can_confirm"]
+    assert ja["zone"]["polygon"] == {"type": "Polygon", "coordinates": [ring]}  # GeoJSON, as the page draws it
     assert "bob" not in str(ja)
     page = c.get(f"/t/{ta}")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

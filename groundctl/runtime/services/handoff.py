@@ -8,10 +8,11 @@ page). Both reach the same methods; the link only ever opens the one delivery it
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from groundctl.core.fleet import LandingZone, zone_outline
+from groundctl.core.fleet import LandingZone, outline_geojson, zone_outline
 from groundctl.core.plan import Parcel, build_plan
 from groundctl.errors import CheckFailure, Conflict, InputError, NoRouteError, NotFound, PlanRefused, ValidationErrors
 from groundctl.runtime import tracking
@@ -113,8 +114,8 @@ class HandoffService:
             kinds = {e["kind"] for e in events}
             drone = None
             prog = self.deliveries.progress.get(did)
-            if (d.state in APPROACH_STATES and "released" not in kinds and prog
-                    and prog.get("delivery") == did and prog.get("lat") is not None):
+            if (d.state in APPROACH_STATES and "released" not in kinds and prog and prog.get("delivery") == did
+                    and prog.get("vehicle") == d.vehicle and prog.get("lat") is not None):
                 drone = {k: prog.get(k) for k in ("lat", "lon", "alt_rel_m", "heading_deg", "groundspeed_mps",
                                                   "phase", "time", "eta_to_zone_s")}
             expires = tracking.expires_at(s, did)
@@ -123,7 +124,8 @@ class HandoffService:
             return {
                 "delivery": did, "state": d.state, "created_at": d.created_at.isoformat(),
                 "eta": view.get("eta"), "eta_promised": view.get("eta_promised"),
-                "zone": {k: zone.get(k) for k in ("name", "lat", "lon", "clear_radius_m", "polygon")},
+                "zone": {**{k: zone.get(k) for k in ("name", "lat", "lon", "clear_radius_m")},
+                         "polygon": outline_geojson(zone["polygon"]) if zone.get("polygon") else None},
                 "zone_id": d.zone_id, "instructions": zone.get("instructions"),
                 # where the drone comes from: the hub is on the public map anyway
                 "hub": {"lon": route[0][0], "lat": route[0][1]} if route else None,
