@@ -325,4 +325,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if os.environ.get("GROUNDCTL_CAP_PROFILE"):  # a directory: one cProfile dump per variant
+        import cProfile
+
+        variant = json.loads(sys.argv[1])["variant"]
+        cProfile.run("main()", os.path.join(os.environ["GROUNDCTL_CAP_PROFILE"], f"rx_{variant}.prof"))
+    else:
+        main()
