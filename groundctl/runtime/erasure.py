@@ -65,9 +65,16 @@ def erase_recipient(store: Store, s: Session, recipient_id: int, now: datetime, 
             store.append(s, d.id, DeliveryEvent("aborted", time=now, data={"action": "cancel"},
                                                 message="cancelled before dispatch: the recipient was erased"))
             cancelled += 1
-        d.zone = {**{k: (d.zone or {}).get(k) for k in KEPT_ZONE_FIELDS}, "name": ERASED_NAME}
-        if isinstance(d.summary, dict) and "zone" in d.summary:
-            d.summary = {**d.summary, "zone": ERASED_NAME}
+        zone = d.zone or {}
+        # the texts as they were copied into the plan, the verdict and the events ("<name>'s yard")
+        texts = [t for t in (zone.get("name"), zone.get("instructions"), zone.get("contact"), r.name, r.contact)
+                 if isinstance(t, str) and len(t) >= 3]
+        d.zone = {**{k: zone.get(k) for k in KEPT_ZONE_FIELDS}, "name": ERASED_NAME}
+        d.summary, d.verdict = _scrub(d.summary, texts), _scrub(d.verdict, texts)
+        for ev in store.events(s, d.id):
+            message, data = _scrub(ev.message, texts), _scrub(ev.data, texts)
+            if message != ev.message or data != ev.data:
+                ev.message, ev.data = message, data
     ids = [d.id for d in rows]
     _erase_handoff(s, recipient_id, ids, now)
     s.execute(delete(Zone).where(Zone.recipient_id == recipient_id))
@@ -77,6 +84,19 @@ def erase_recipient(store: Store, s: Session, recipient_id: int, now: datetime, 
     s.flush()
     return {"recipient_id": recipient_id, "erased_at": now.isoformat(), "deliveries_kept": len(ids),
             "deliveries_cancelled": cancelled}
+
+
+def _scrub(value, texts: list[str]):
+    """value (JSON) with every occurrence of each text replaced by ERASED_NAME."""
+    if isinstance(value, str):
+        for t in sorted(texts, key=len, reverse=True):
+            value = value.replace(t, ERASED_NAME)
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, texts) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, texts) for v in value]
+    return value
 
 
 def _erase_handoff(s: Session, recipient_id: int, delivery_ids: list[int], now: datetime) -> None:

@@ -26,14 +26,10 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.requests import HTTPConnection
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Settings' defaults for these (a burst, then a daily budget), used if a Settings object lacks a field
-DEFAULTS = {"trusted_proxies": (), "rate_registrations": "30/minute;300/day",
-            "rate_recipient_writes": "120/minute;5000/day", "rate_limit_storage": "async+memory://",
-            "allowed_origins": ()}
 
 
 def setting(settings, name: str):
-    return getattr(settings, name, DEFAULTS[name])
+    return getattr(settings, name)
 
 
 class RateLimited(HTTPException):
@@ -118,10 +114,10 @@ class Limits:
     """The API's limits, built once per app from Settings (so a bad setting fails at start, naming it)."""
 
     def __init__(self, settings) -> None:
-        self.client_address = ClientAddress(_networks(setting(settings, "trusted_proxies")))
-        self.registrations = parse_rates("rate_registrations", setting(settings, "rate_registrations"))
-        self.recipient_writes = parse_rates("rate_recipient_writes", setting(settings, "rate_recipient_writes"))
-        self.limiter = RateLimiter(setting(settings, "rate_limit_storage"))
+        self.client_address = ClientAddress(_networks(settings.trusted_proxies))
+        self.registrations = parse_rates("rate_registrations", settings.rate_registrations)
+        self.recipient_writes = parse_rates("rate_recipient_writes", settings.rate_recipient_writes)
+        self.limiter = RateLimiter(settings.rate_limit_storage)
 
     async def registration(self, conn: HTTPConnection) -> None:
         if self.registrations:

@@ -28,11 +28,29 @@ class Settings:
     # development station flying a simulator assumes calm air instead. Turn off where real weather matters.
     assume_calm: bool = False  # only the simulated demo fleet may fly without a weather report
     clock: Callable[[], datetime] = utcnow
+    # Abuse limits (faces/api/limits.py). Rates are "N/period" joined by ";" ("" = none), counted per
+    # process unless rate_limit_storage names a shared store ("async+redis://..."); quotas are exact.
+    rate_registrations: str = "30/minute;300/day"  # POST /recipients per client address
+    rate_recipient_writes: str = "120/minute;5000/day"  # writes per recipient token
+    rate_limit_storage: str = "async+memory://"
+    # proxies whose X-Forwarded-For names the client (addresses or networks); none by default: the TCP
+    # peer is the client, whatever the request says
+    trusted_proxies: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()  # browser origins besides our own that may open the live feed
+    max_zones_per_recipient: int = 20  # each outline has at most core.fleet.MAX_ZONE_VERTICES vertices
 
     @classmethod
     def from_env(cls, **over: Any) -> "Settings":
         keys = tuple(k.strip() for k in os.environ.get("GROUNDCTL_OPERATOR_KEYS", "").split(",") if k.strip())
         s = cls(operator_keys=keys)
+        env = os.environ.get
+        s.trusted_proxies = tuple(p.strip() for p in env("GROUNDCTL_TRUSTED_PROXIES", "").split(",") if p.strip())
+        s.allowed_origins = tuple(o.strip() for o in env("GROUNDCTL_ALLOWED_ORIGINS", "").split(",") if o.strip())
+        s.rate_registrations = env("GROUNDCTL_RATE_REGISTRATIONS", s.rate_registrations)
+        s.rate_recipient_writes = env("GROUNDCTL_RATE_RECIPIENT_WRITES", s.rate_recipient_writes)
+        s.rate_limit_storage = env("GROUNDCTL_RATE_LIMIT_STORAGE", s.rate_limit_storage)
+        if env("GROUNDCTL_MAX_ZONES_PER_RECIPIENT"):
+            s.max_zones_per_recipient = int(env("GROUNDCTL_MAX_ZONES_PER_RECIPIENT"))
         for k, v in over.items():
             setattr(s, k, v)
         return s

@@ -17,7 +17,7 @@ from groundctl.errors import Conflict, InputError, NoRouteError, NotFound, Valid
 from groundctl.runtime.services.airspace import AirspaceService
 from groundctl.runtime.services.fleet import FleetService
 from groundctl.runtime.services.settings import Settings
-from groundctl.runtime.store import IN_FLIGHT_STATES, Delivery, Store, Zone
+from groundctl.runtime.store import IN_FLIGHT_STATES, Delivery, Recipient, Store, Zone
 
 
 class ZoneService:
@@ -123,6 +123,7 @@ class ZoneService:
         zone, hub, reach = self.check(body)  # raises before anything is written
         now = self.now()
         with self.store.session() as s:
+            self._within_quota(s, recipient_id)
             z = Zone(recipient_id=recipient_id, name=zone.name, lat=zone.lat, lon=zone.lon,
                      clear_radius_m=zone.clear_radius_m, elevation_m=zone.elevation_m, polygon=outline_geojson(zone.polygon),
                      instructions=zone.instructions, contact=zone.contact, hub=hub, reach=reach,
@@ -130,6 +131,16 @@ class ZoneService:
             s.add(z)
             s.flush()
             return self.view(z)
+
+    def _within_quota(self, s, recipient_id: int) -> None:
+        """Counted in the writing transaction, with the recipient's row locked (PostgreSQL), so that
+        concurrent creates on several API processes cannot pass the quota together."""
+        s.get(Recipient, recipient_id, with_for_update=True)
+        quota = self.settings.max_zones_per_recipient
+        n = s.scalar(select(func.count()).select_from(Zone).where(Zone.recipient_id == recipient_id)) or 0
+        if n >= quota:
+            raise Conflict(f"quota reached: at most {quota} landing zones per recipient; delete one first",
+                           field="zones")
 
     def update(self, recipient_id: int, zone_id: int, body: dict) -> dict:
         with self.store.session() as s:
