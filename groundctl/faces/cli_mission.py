@@ -1,6 +1,7 @@
 """`groundctl mission upload FILE` and `groundctl mission download -o FILE`: a QGroundControl .plan
-(mission, fence, rally) or a QGC WPL 110 .waypoints file to and from a vehicle, each transfer
-verified by reading it back. Exit 0 verified, 1 not (link, refusal, read-back differs), 2 bad input."""
+(mission, fence, rally), an older QGC .mission, or a QGC WPL 110 .waypoints file (a mission, or a
+fence or rally list as Mission Planner saves them) to and from a vehicle, each transfer verified by
+reading it back. Exit 0 verified, 1 not (link, refusal, read-back differs), 2 bad input."""
 
 from __future__ import annotations
 
@@ -104,8 +105,8 @@ def _finish(doc: dict, code: int, as_json: bool, console: Console) -> None:
     raise typer.Exit(code)
 
 
-def upload_cmd(file: Path, connect: str, sysid: Optional[int], as_json: bool) -> None:
-    from groundctl.core.planfiles import plan_from_text
+def upload_cmd(file: Path, connect: str, sysid: Optional[int], as_json: bool, terrain_frame: bool = False) -> None:
+    from groundctl.core.planfiles import read_plan
     from groundctl.core.textfile import read_text
     from groundctl.faces.cli_check import print_error
 
@@ -113,12 +114,18 @@ def upload_cmd(file: Path, connect: str, sysid: Optional[int], as_json: bool) ->
     try:
         _check_url(connect)
         text = read_text(file)
-        lists = plan_from_text(text, str(file))
+        plan = read_plan(text, str(file), terrain="frame" if terrain_frame else "refuse")
     except GroundctlError as e:
         print_error(e, as_json)
         raise typer.Exit(2)
-    # a .plan is the vehicle's whole state, so its empty fence or rally clears the vehicle's (as QGC does)
-    types = [0] if text.lstrip().startswith("QGC WPL") else [0, 1, 2]
+    lists = (plan.mission, plan.fence, plan.rally)
+    # a .plan is the vehicle's whole state, so its empty fence or rally clears the vehicle's (as QGC does);
+    # a .waypoints file holds one list and leaves the others alone
+    types = list(plan.kinds)
+    if not as_json:
+        err = Console(stderr=True, soft_wrap=True)
+        for w in plan.warnings:
+            err.print(f"warning: {file}: {w}", markup=False, highlight=False)
     bar, on_progress = _progress_bar(as_json)
     transfers: list[dict] = []
 
@@ -129,7 +136,8 @@ def upload_cmd(file: Path, connect: str, sysid: Optional[int], as_json: bool) ->
             transfers.append({"type": TYPES[mt], "items": len(lists[mt]), "seconds": round(time.perf_counter() - t0, 2),
                               "status": "verified"})
 
-    doc: dict = {"file": str(file), "connect": connect, "what": "uploaded and read back", "transfers": transfers}
+    doc: dict = {"file": str(file), "connect": connect, "what": "uploaded and read back", "transfers": transfers,
+                 "warnings": plan.warnings}
     try:
         if bar is not None:
             bar.start()
@@ -148,7 +156,7 @@ def upload_cmd(file: Path, connect: str, sysid: Optional[int], as_json: bool) ->
 
 def download_cmd(out: Path, connect: str, sysid: Optional[int], as_json: bool) -> None:
     from groundctl.core.mission import MissionItem
-    from groundctl.core.planfiles import plan_from_text, to_qgc_plan, to_wpl
+    from groundctl.core.planfiles import plan_dumps, read_plan, to_qgc_plan, to_wpl, to_wpl_fence, to_wpl_rally
     from groundctl.faces.cli_check import print_error
     from groundctl.protocol import verify
 
@@ -165,7 +173,9 @@ def download_cmd(out: Path, connect: str, sysid: Optional[int], as_json: bool) -
     except GroundctlError as e:
         print_error(e, as_json)
         raise typer.Exit(2)
-    types = [0, 1, 2] if out.suffix == ".plan" else [0]
+    # name.fence.waypoints / name.rally.waypoints: that list alone, as Mission Planner loads it
+    single = {".fence": 1, ".rally": 2}.get(Path(out.stem).suffix, 0)
+    types = [0, 1, 2] if out.suffix == ".plan" else ([0, single] if single else [0])
     bar, on_progress = _progress_bar(as_json)
     transfers: list[dict] = []
 
@@ -193,8 +203,14 @@ def download_cmd(out: Path, connect: str, sysid: Optional[int], as_json: bool) -
         finally:
             if bar is not None:
                 bar.stop()
-        text = (json.dumps(to_qgc_plan(got[0], got.get(1, []), got.get(2, [])), indent=2) if out.suffix == ".plan"
-                else to_wpl(got[0]))
+        if out.suffix == ".plan":
+            text = plan_dumps(to_qgc_plan(got[0], got.get(1, []), got.get(2, [])))
+        elif single == 1:
+            text = to_wpl_fence(got[1], got[0][0])
+        elif single == 2:
+            text = to_wpl_rally(got[2], got[0][0])
+        else:
+            text = to_wpl(got[0])
         try:
             out.write_text(text)
         except OSError as e:
@@ -205,8 +221,9 @@ def download_cmd(out: Path, connect: str, sysid: Optional[int], as_json: bool) -
         return
     # the file is checked, not just written: read back, it must hold what the vehicle holds
     try:
-        back = plan_from_text(out.read_text(), str(out))
-        problems = [p for mt in types for p in verify(got[mt], back[mt], mt)]
+        b = read_plan(out.read_text(), str(out))
+        back = (b.mission, b.fence, b.rally)
+        problems = [p for mt in types if mt in b.kinds for p in verify(got[mt], back[mt], mt)]
     except (GroundctlError, OSError) as e:
         problems = [f"the written file does not read back: {e}"]
     doc.update(sysid=sid, verified=not problems, problems=problems)
@@ -225,14 +242,20 @@ def register(app: typer.Typer) -> None:
         sysid: Optional[int] = typer.Option(None, "--sysid", min=1, max=255,
                                             help="vehicle system id (default: the first that sends a heartbeat)"),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+        terrain_frame: bool = typer.Option(
+            False, "--terrain-frame",
+            help="a QGC item 'calculated above terrain' that QGC never turned into AMSL: fly it at that height "
+                 "above ArduPilot's terrain data (frame 10) instead of refusing the file"),
     ) -> None:
         """Upload a plan file and read every list back: exit 0 verified, 1 not, 2 bad input."""
-        upload_cmd(file, connect, sysid, as_json)
+        upload_cmd(file, connect, sysid, as_json, terrain_frame)
 
     @mission.command("download")
     def download(
         connect: str = typer.Option(..., "--connect", help="MAVLink URL: tcp:HOST:PORT, udpin:HOST:PORT, udpout:HOST:PORT"),
-        out: Path = typer.Option(..., "-o", "--out", help="file to write: .plan (mission, fence, rally) or .waypoints"),
+        out: Path = typer.Option(..., "-o", "--out", help="file to write: .plan (mission, fence, rally), .waypoints "
+                                                          "(mission), NAME.fence.waypoints or NAME.rally.waypoints "
+                                                          "(as Mission Planner loads them)"),
         sysid: Optional[int] = typer.Option(None, "--sysid", min=1, max=255,
                                             help="vehicle system id (default: the first that sends a heartbeat)"),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),

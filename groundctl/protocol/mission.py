@@ -78,9 +78,13 @@ def item_to_message(item: MissionItem, seq: int, target_sys: int, target_comp: i
 
 def message_to_item(msg: Any) -> MissionItem:
     """MISSION_ITEM_INT (x, y in 1e-7 degrees) or the old MISSION_ITEM (x, y in degrees)."""
-    scale = 1e-7 if msg.get_type() == "MISSION_ITEM_INT" else 1.0
+    if msg.get_type() == "MISSION_ITEM_INT":
+        # rounded to the 1e-7 degree the message carries, so files say -35.3605661, not -35.36056609999999
+        lat, lon = round(msg.x * 1e-7, 7), round(msg.y * 1e-7, 7)
+    else:
+        lat, lon = msg.x, msg.y
     return MissionItem(command=msg.command, frame=msg.frame, param1=msg.param1, param2=msg.param2,
-                       param3=msg.param3, param4=msg.param4, lat=msg.x * scale, lon=msg.y * scale, alt=msg.z,
+                       param3=msg.param3, param4=msg.param4, lat=lat, lon=lon, alt=msg.z,
                        autocontinue=msg.autocontinue)
 
 
