@@ -64,6 +64,11 @@ async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
     if e.status_code == 404 and detail == "Not Found":
         detail = f"no resource at {request.url.path}"
     errors = [{"field": None, "reason": detail or HTTPStatus(e.status_code).phrase}]
+    limit = getattr(e, "limit_name", None)
+    if limit is not None:  # limits.RateLimited: name the limit, so a client knows which budget it spent
+        return problem(429, "rate limit reached", detail, [{"field": limit, "reason": detail}],
+                       headers=e.headers, limit={"name": limit, "rate": e.limit_text},
+                       retry_after_s=e.retry_after_s)
     return problem(e.status_code, None, detail, errors, headers=getattr(e, "headers", None))
 
 
