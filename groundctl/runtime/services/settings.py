@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from groundctl.errors import InputError
 from groundctl.runtime.store import utcnow
 
 SCENARIO_DIR = Path(__file__).resolve().parents[3] / "missions" / "cmac"
@@ -38,6 +39,12 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()  # browser origins besides our own that may open the live feed
     max_zones_per_recipient: int = 20  # each outline has at most core.fleet.MAX_ZONE_VERTICES vertices
+    # The recipient's side (runtime/tracking.py, services/handoff.py). public_url is where recipients reach
+    # this service: the base of tracking links in notifications ("" = $GROUNDCTL_PUBLIC_URL, else
+    # http://127.0.0.1:8000). The link secret is <data_dir>/tracking-secret or $GROUNDCTL_TRACKING_SECRET.
+    public_url: str = ""
+    tracking_link_days: float = 7.0  # a tracking link works until this long after its delivery ended
+    unconfirmed_after_s: float = 24 * 3600.0  # a delivered parcel neither confirmed nor disputed by then is flagged
 
     @classmethod
     def from_env(cls, **over: Any) -> "Settings":
@@ -51,6 +58,21 @@ class Settings:
         s.rate_limit_storage = env("GROUNDCTL_RATE_LIMIT_STORAGE", s.rate_limit_storage)
         if env("GROUNDCTL_MAX_ZONES_PER_RECIPIENT"):
             s.max_zones_per_recipient = int(env("GROUNDCTL_MAX_ZONES_PER_RECIPIENT"))
+        s.public_url = env("GROUNDCTL_PUBLIC_URL", s.public_url)
+        for name, attr in (("GROUNDCTL_TRACKING_LINK_DAYS", "tracking_link_days"),
+                           ("GROUNDCTL_UNCONFIRMED_AFTER_S", "unconfirmed_after_s")):
+            if env(name):
+                setattr(s, attr, _positive(name, env(name)))
         for k, v in over.items():
             setattr(s, k, v)
         return s
+
+
+def _positive(name: str, text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise InputError(f"not a number: {text!r}", field=name) from None
+    if not v > 0 or v == float("inf"):
+        raise InputError(f"must be a positive number, not {text!r}", field=name)
+    return v
