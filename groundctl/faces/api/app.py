@@ -14,7 +14,8 @@ from fastapi.staticfiles import StaticFiles
 from groundctl.faces.api import limits, problems
 from groundctl.faces.api.headers import SecurityHeaders, install_docs
 from groundctl.faces.api.secrecy import RefuseKeyInUrl, install_log_redaction
-from groundctl.faces.api.routes import airspace, attended, deliveries, fleet, live, notifications, recipients, zones
+from groundctl.faces.api.routes import (airspace, attended, deliveries, fleet, handoff, live, notifications, recipients,
+                                        tracking, zones)
 from groundctl.runtime.services import Service, Settings
 
 log = logging.getLogger("groundctl.api")
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RefuseKeyInUrl)
     app.add_middleware(SecurityHeaders)  # outermost: also on the refusals the two above answer
     install_docs(app)
-    for r in (recipients, zones, fleet, airspace, deliveries, live, notifications, attended):
+    for r in (recipients, zones, fleet, airspace, deliveries, live, notifications, attended, tracking, handoff):
         app.include_router(r.router)
 
     @app.get("/healthz", tags=["meta"], summary="Liveness: does nothing else")
