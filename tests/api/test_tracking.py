@@ -19,24 +19,21 @@ from tests.api.conftest import (CLINIC_EAST, FARM_NORTH, NEAR_HUB, OP, OP_KEY, C
                                 put_weather, register, zone_body)
 
 
+PUBLIC_URL = "https://parcels.example.test"  # where recipients would reach the service (Settings.public_url)
+
+
 def start_server(tmp, **settings) -> ThreadServer:
-    app = create_app(Settings(data_dir=tmp, operator_keys=(OP_KEY,), **settings))
-    if not any(getattr(r, "path", "") == "/t/{token}" for r in app.routes):  # until app.py includes them
-        from groundctl.faces.api.routes import handoff, tracking as tracking_routes
-        app.include_router(tracking_routes.router)
-        app.include_router(handoff.router)
-    srv = ThreadServer(app).start()
+    srv = ThreadServer(create_app(Settings(data_dir=tmp, operator_keys=(OP_KEY,), public_url=PUBLIC_URL,
+                                           **settings))).start()
     put_weather(srv.url)
     return srv
 
 
 def link_of(srv: ThreadServer, c: httpx.Client, did: int, headers: dict) -> str:
-    """The delivery's tracking link as its recipient reads it from the API."""
-    view = c.get(f"/api/v1/deliveries/{did}", headers=headers).json()
-    if "tracking_url" in view:
-        return view["tracking_url"].replace(tracking.default_public_url(), srv.url)
-    with srv.service.store.session() as s:  # until the delivery view carries it
-        return tracking.tracking_url(s, did, srv.url)
+    """The delivery's tracking link as its recipient reads it from the API, pointed at the test's port."""
+    url = c.get(f"/api/v1/deliveries/{did}", headers=headers).json()["tracking_url"]
+    assert url.startswith(PUBLIC_URL + "/t/"), url
+    return srv.url + url[len(PUBLIC_URL):]
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ PROBLEMS = ("not_received", "damaged", "wrong_place")
 ANSWERS = ("received",) + PROBLEMS
 RESOLUTIONS = ("redelivered", "refunded", "rejected", "other")
 MESSAGE_MAX = 1000
-DEFAULT_UNCONFIRMED_AFTER_S = 24 * 3600.0
 # the drone is shown from dispatch until the parcel leaves it: afterwards it is flying home, which is not
 # the recipient's business, and before dispatch there is no drone of theirs
 APPROACH_STATES = ("dispatched", "taking_off", "en_route", "at_zone", "lowering")
@@ -35,7 +34,7 @@ PUBLIC_EVENTS = ("planned", "dispatched", "taking_off", "en_route", "at_zone", "
 
 
 def unconfirmed_after_s(settings) -> float:
-    return float(getattr(settings, "unconfirmed_after_s", DEFAULT_UNCONFIRMED_AFTER_S))
+    return float(settings.unconfirmed_after_s)
 
 
 def confirmation_view(c: Confirmation | None) -> dict | None:
@@ -83,9 +82,9 @@ class HandoffService:
         self.zones = zones
         self.deliveries = deliveries
         self.now = settings.clock
-        tracking.configure(store.engine, data_dir=settings.data_dir,
-                           link_days=getattr(settings, "tracking_link_days", None),
-                           public_url=getattr(settings, "public_url", None), clock=settings.clock)
+        # the links this database's deliveries get: made with this secret, valid this long, at this address
+        tracking.configure(store.engine, data_dir=settings.data_dir, link_days=settings.tracking_link_days,
+                           public_url=settings.public_url or None, clock=settings.clock)
 
     # -- the tracking page ----------------------------------------------------------------------------
     def delivery_for_token(self, token: str) -> int:

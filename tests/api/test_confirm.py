@@ -1,0 +1,169 @@
+"""Confirmation and disputes through the real server: the recipient answers once, after the drop, from the
+API or the page's link; operators see and resolve disputes; KPIs count confirmations, disputes and the time
+to confirm; a parcel nobody confirmed in time is flagged.
+
+Flights are recorded the way the flight supervisor records them (events, then the flight's report), so
+that the clock of each step is known; tests/api/test_tracking_page.py flies one for real."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from groundctl.protocol.events import DeliveryEvent, DeliveryReport
+from tests.api.conftest import CLINIC_EAST, FARM_NORTH, OP, Clock, assert_problem, register, zone_body
+from tests.api.test_tracking import link_of, start_server, token_of
+
+HOUR = 3600.0
+
+
+@pytest.fixture(scope="module")
+def clock():
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory, clock):
+    s = start_server(tmp_path_factory.mktemp("confirm"), clock=clock, unconfirmed_after_s=6 * HOUR)
+    yield s
+    s.stop()
+
+
+def fly(srv, did: int, released_ago_s: float, *, parcel: str = "delivered") -> None:
+    """Record a flight of a planned delivery that released its parcel `released_ago_s` ago (service clock)."""
+    now = srv.service.settings.clock()
+    rel = now - timedelta(seconds=released_ago_s)
+    store = srv.service.store
+    with store.session() as s:
+        from groundctl.runtime.store import Delivery
+        z = s.get(Delivery, did).zone
+        store.append(s, did, DeliveryEvent("dispatched", time=rel - timedelta(minutes=5),
+                                           data={"vehicle": "dr-01", "eta_promised": rel.isoformat()}))
+        for i, k in enumerate(("armed", "taking_off", "en_route", "at_zone")):
+            store.append(s, did, DeliveryEvent(k, time=rel - timedelta(minutes=4 - i)))
+        store.append(s, did, DeliveryEvent("released", time=rel, lat=z["lat"], lon=z["lon"]))
+        if parcel != "delivered":
+            store.append(s, did, DeliveryEvent("drop_failed", time=rel))
+        store.append(s, did, DeliveryEvent("returning", time=rel + timedelta(seconds=10)))
+        store.append(s, did, DeliveryEvent("landed", time=rel + timedelta(minutes=4)))
+        rep = DeliveryReport("delivered" if parcel == "delivered" else "returned_with_parcel", parcel=parcel,
+                             drop_lat=z["lat"] if parcel == "delivered" else None,
+                             drop_lon=z["lon"] if parcel == "delivered" else None).to_dict()
+        rep.pop("events", None)
+        store.append(s, did, DeliveryEvent("report", time=rel + timedelta(minutes=4), message=rep["outcome"], data=rep))
+
+
+def plan(c, headers, latlon=CLINIC_EAST, name="lawn") -> int:
+    zid = c.post("/api/v1/zones", json=zone_body(latlon, name=name), headers=headers).json()["id"]
+    d = c.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": {"mass_kg": 1.0}}, headers=OP).json()
+    assert d["state"] == "planned", d
+    return d["id"]
+
+
+def test_answers_once_after_the_drop_disputes_and_kpis(srv, clock):
+    with httpx.Client(base_url=srv.url, timeout=30) as c:
+        h = register(c, "gina")
+        ids = [plan(c, h, name=f"z{i}") for i in range(5)]
+        waiting = plan(c, h, FARM_NORTH, name="not yet")
+        # released 40, 30, 20, 10 minutes ago; the last one's parcel stayed aboard (a failed drop)
+        for i, ago in zip(ids, (40 * 60, 30 * 60, 20 * 60, 10 * 60)):
+            fly(srv, i, ago)
+        fly(srv, ids[4], 5 * 60, parcel="aboard")
+
+        # before the drop there is nothing to confirm
+        body = assert_problem(c.post(f"/api/v1/deliveries/{waiting}/confirmation", json={"status": "received"},
+                                     headers=h), 409)
+        assert "released" in body["detail"] and body["errors"][0]["field"] == "delivery_id"
+        # bad answers name their field
+        for bad, field in (({"status": "lost"}, "status"), ({"status": "received", "message": "x" * 1001}, "message"),
+                           ({"status": "received", "extra": 1}, "extra")):
+            b = assert_problem(c.post(f"/api/v1/deliveries/{ids[0]}/confirmation", json=bad, headers=h), 422)
+            assert b["errors"][0]["field"] == field, b
+
+        # received (API) 40 min after its drop; received (page link) 10 min after; damaged (page) and wrong place
+        # (API) on the next two; the failed drop's recipient says not received
+        r = c.post(f"/api/v1/deliveries/{ids[0]}/confirmation", json={"status": "received"}, headers=h)
+        assert r.status_code == 201 and r.json()["status"] == "received" and r.json()["via"] == "api", r.text
+        t1 = token_of(link_of(srv, c, ids[1], h))
+        assert c.get(f"/api/v1/track/{t1}").json()["can_confirm"] is True
+        clock.offset = timedelta(minutes=-20)  # i.e. 10 minutes after ids[1] was released
+        try:
+            r = c.post(f"/api/v1/track/{t1}/confirmation", json={"status": "received", "message": "thanks!"})
+            assert r.status_code == 201, r.text
+        finally:
+            clock.offset = timedelta()
+        t2 = token_of(link_of(srv, c, ids[2], h))
+        assert c.post(f"/api/v1/track/{t2}/confirmation",
+                      json={"status": "damaged", "message": "corner crushed"}).status_code == 201
+        assert c.post(f"/api/v1/deliveries/{ids[3]}/confirmation", json={"status": "wrong_place",
+                      "message": "on the neighbour's roof"}, headers=h).status_code == 201
+        assert c.post(f"/api/v1/deliveries/{ids[4]}/confirmation", json={"status": "not_received"},
+                      headers=h).status_code == 201
+
+        # once: a second answer from either side is refused, the first one stands
+        assert_problem(c.post(f"/api/v1/track/{t1}/confirmation", json={"status": "not_received"}), 409)
+        assert_problem(c.post(f"/api/v1/deliveries/{ids[2]}/confirmation", json={"status": "received"}, headers=h), 409)
+        j = c.get(f"/api/v1/track/{t1}").json()
+        assert j["confirmation"]["status"] == "received" and j["confirmation"]["message"] == "thanks!"
+        assert j["can_confirm"] is False
+
+        # operators: open disputes, oldest first; anonymous and recipients may not look
+        assert c.get("/api/v1/disputes").status_code == 401
+        assert c.get("/api/v1/disputes", headers=h).status_code == 401
+        d = c.get("/api/v1/disputes", headers=OP).json()
+        assert [(x["delivery"], x["status"]) for x in d["items"]] == [
+            (ids[2], "damaged"), (ids[3], "wrong_place"), (ids[4], "not_received")]
+        assert d["items"][0]["message"] == "corner crushed" and d["items"][0]["proof_of_delivery"]["lat"] is not None
+        r = c.post(f"/api/v1/disputes/{ids[2]}/resolve", json={"resolution": "redelivered", "note": "sent again"},
+                   headers=OP)
+        assert r.status_code == 200 and r.json()["resolution"] == "redelivered", r.text
+        assert_problem(c.post(f"/api/v1/disputes/{ids[2]}/resolve", json={"resolution": "refunded"}, headers=OP), 409)
+        assert_problem(c.post(f"/api/v1/disputes/{ids[0]}/resolve", json={"resolution": "refunded"}, headers=OP), 404)
+        assert [x["delivery"] for x in c.get("/api/v1/disputes", headers=OP).json()["items"]] == [ids[3], ids[4]]
+        assert [x["delivery"] for x in c.get("/api/v1/disputes", params={"status": "resolved"},
+                                            headers=OP).json()["items"]] == [ids[2]]
+        assert c.get(f"/api/v1/track/{t2}").json()["confirmation"]["resolution"] == "redelivered"
+
+        # KPIs over the 4 parcels that reached the ground (the failed drop is not a delivered one)
+        k = c.get("/api/v1/kpis", headers=OP).json()
+        assert k["delivered"] == 4
+        assert k["confirmed"] == 2 and k["confirmation_rate"] == 0.5
+        assert k["disputed"] == 2 and k["dispute_rate"] == 0.5
+        assert k["disputes_by_status"] == {"damaged": 1, "wrong_place": 1} and k["disputes_open"] == 1
+        ttc = k["time_to_confirmation_s"]
+        assert ttc["confirmations"] == 2
+        # 40 min (answered now) and 10 min (answered with the clock 20 min back): median 25 min, within a
+        # few seconds of the test's own run time
+        assert ttc["median"] == pytest.approx(25 * 60, abs=30) and ttc["p90"] == pytest.approx(40 * 60, abs=30)
+        assert k["unconfirmed_overdue"] == 0
+
+
+def test_a_parcel_left_unconfirmed_is_flagged_for_operators(srv, clock):
+    with httpx.Client(base_url=srv.url, timeout=30) as c:
+        h = register(c, "hank")
+        quiet, answered = plan(c, h, name="quiet"), plan(c, h, name="answered")
+        limit = 6 * HOUR
+        fly(srv, quiet, limit - 60)
+        fly(srv, answered, limit + 60)
+        assert c.post(f"/api/v1/deliveries/{answered}/confirmation", json={"status": "received"},
+                      headers=h).status_code == 201
+        before = [x["delivery"] for x in c.get("/api/v1/unconfirmed", headers=OP).json()["items"]]
+        assert quiet not in before and answered not in before
+        assert c.get(f"/api/v1/deliveries/{quiet}", headers=OP).json()["unconfirmed_overdue"] is False
+        clock.offset = timedelta(seconds=120)
+        try:
+            u = c.get("/api/v1/unconfirmed", headers=OP).json()
+            assert quiet in [x["delivery"] for x in u["items"]] and answered not in [x["delivery"] for x in u["items"]]
+            assert u["unconfirmed_after_s"] == limit
+            row = next(x for x in u["items"] if x["delivery"] == quiet)
+            assert row["waiting_s"] == pytest.approx(limit + 60, abs=30)
+            for who in (OP, h):  # operators and the recipient see the flag
+                view = c.get(f"/api/v1/deliveries/{quiet}", headers=who).json()
+                assert view["unconfirmed_overdue"] is True and view["confirmation"] is None
+            assert c.get(f"/api/v1/deliveries/{answered}", headers=OP).json()["unconfirmed_overdue"] is False
+            assert c.get("/api/v1/kpis", headers=OP).json()["unconfirmed_overdue"] >= 1
+            assert c.get("/api/v1/unconfirmed", headers=h).status_code == 401
+        finally:
+            clock.offset = timedelta()
