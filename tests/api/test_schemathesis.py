@@ -34,6 +34,10 @@ def test_no_server_errors(tmp_path):
             def run(case):
                 if case.method.upper() == "DELETE" and "{name}" in case.path:
                     return  # deleting the seed fleet would only make later operations 409; covered elsewhere
+                if (case.path in ("/api/v1/recipients/me", "/api/v1/recipients/me/token")
+                        or case.path.startswith("/api/v1/operator/recipients/")) and case.method != "GET":
+                    return  # rotating, revoking or erasing the fuzzing recipient would leave every later
+                    # recipient operation a 401 (test_hardening_recipients covers these)
                 resp = case.call(base_url=srv.url, headers={**(case.headers or {}), **headers})
                 statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
                 ctype = resp.headers.get("content-type") or ""
