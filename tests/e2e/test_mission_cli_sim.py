@@ -59,7 +59,7 @@ def test_plan_uploaded_downloaded_and_identical(plan_dir, sim_url, tmp_path):
 
 
 def test_waypoints_round_trip_in_human_mode(plan_dir, sim_url, tmp_path):
-    (wp,) = plan_dir.glob("*.waypoints")
+    (wp,) = [p for p in plan_dir.glob("*.waypoints") if p.suffixes == [".waypoints"]]  # not NAME.fence.waypoints
     code, out, err = gc("mission", "upload", str(wp), "--connect", sim_url)
     assert code == 0, (out, err)
     assert "verified" in out and "mission" in out
