@@ -41,6 +41,11 @@ FLEET_STREAMS: dict[int, float] = {
     mavlink.MAVLINK_MSG_ID_FENCE_STATUS: 1, mavlink.MAVLINK_MSG_ID_HOME_POSITION: 0.5,
     mavlink.MAVLINK_MSG_ID_WIND: 1, mavlink.MAVLINK_MSG_ID_SERVO_OUTPUT_RAW: 2,
 }
+# the same at 10 Hz for position, attitude and speed (what the fleet capacity bench's headline mix sends)
+FLEET_STREAMS_10HZ: dict[int, float] = {
+    **FLEET_STREAMS, mavlink.MAVLINK_MSG_ID_GLOBAL_POSITION_INT: 10, mavlink.MAVLINK_MSG_ID_ATTITUDE: 10,
+    mavlink.MAVLINK_MSG_ID_VFR_HUD: 10,
+}
 _ASK_TIMES = 2  # stream requests per vehicle (first heartbeat, then again)
 _ASK_AGAIN_S = 3.0
 
@@ -96,7 +101,7 @@ class FleetMonitor:
         self._buf = bytearray(65536)
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.wakeups = self.datagrams = self.messages = 0
+        self.wakeups = self.datagrams = self.messages = self.errors = 0
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def open(self) -> "FleetMonitor":
@@ -177,16 +182,23 @@ class FleetMonitor:
                 log.debug("fleet link %d: %s", link, e)
                 continue
             n_dgram += 1
+            v = None
             for m in parse(buf, n):
-                v = vehicles.get(m[1])
-                if v is None:
-                    v = self._new(link, m[1], addr)
-                elif v.addr != addr:
-                    v.addr = addr
-                text = v.state.update(m, now)
-                if v.observer is not None:
-                    v.observer(m, text, now)
+                if v is None or v.sysid != m[1]:  # a datagram mostly holds one vehicle's messages
+                    v = vehicles.get(m[1])
+                    if v is None:
+                        v = self._new(link, m[1], addr)
+                    elif v.addr != addr:
+                        v.addr = addr
                 n_msg += 1
+                try:
+                    text = v.state.update(m, now)
+                    if v.observer is not None:
+                        v.observer(m, text, now)
+                except Exception:  # one vehicle's broken monitor must not stop the others' telemetry
+                    self.errors += 1
+                    if self.errors <= 10:
+                        log.exception("fleet: vehicle %s: %s", v.key, m.get_type())
         self.datagrams += n_dgram
         self.messages += n_msg
 
@@ -246,4 +258,4 @@ class FleetMonitor:
         return bufs
 
 
-__all__ = ["FleetMonitor", "FleetVehicle", "FLEET_STREAMS", "stream_requests"]
+__all__ = ["FleetMonitor", "FleetVehicle", "FLEET_STREAMS", "FLEET_STREAMS_10HZ", "stream_requests"]

@@ -104,7 +104,7 @@ def _flight_spec():
 def _new_monitor(state, loop):
     from groundctl.protocol import FlightMonitor
 
-    return FlightMonitor(_SPEC, state, clock_anchor=(loop.time(), datetime.datetime.now()))
+    return FlightMonitor(_SPEC, state, clock_anchor=(loop.time(), datetime.datetime.now(datetime.timezone.utc)))
 
 
 _SPEC = None

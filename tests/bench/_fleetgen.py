@@ -14,6 +14,8 @@ Mixes (messages per vehicle-second in MIXES_RATE):
 - today6x10: the six streams the old capacity bench used, 10 Hz each, + HEARTBEAT 1 Hz.
 - all10: what an ArduPilot copter sends a GCS that asked REQUEST_DATA_STREAM(ALL, 10 Hz): every
   message of the stream groups in GCS_MAVLink_Parameters.cpp a SITL copter emits, 10 Hz + HEARTBEAT.
+- monitor10: every message the monitor reads, position, attitude and VFR_HUD at 10 Hz, the rest at the
+  delivery's rates (FleetMonitor(streams=FLEET_STREAMS_10HZ)).
 - monitor: only what groundctl's monitor reads, at the rates FleetMonitor asks for (FLEET_STREAMS).
 """
 
@@ -49,6 +51,9 @@ MIXES: dict[str, dict[str, float]] = {
         "VFR_HUD",  # EXTRA2
         "AHRS", "WIND", "SYSTEM_TIME", "TERRAIN_REPORT", "BATTERY_STATUS", "EKF_STATUS_REPORT", "VIBRATION",  # EXTRA3
     )}, "HEARTBEAT": 1.0},
+    "monitor10": {"GLOBAL_POSITION_INT": 10, "ATTITUDE": 10, "VFR_HUD": 10, "SYS_STATUS": 2, "BATTERY_STATUS": 1,
+                  "MISSION_CURRENT": 2, "EKF_STATUS_REPORT": 1, "GPS_RAW_INT": 1, "FENCE_STATUS": 1,
+                  "HOME_POSITION": 0.5, "WIND": 1, "SERVO_OUTPUT_RAW": 2, "HEARTBEAT": 1.0},
     "monitor": {"GLOBAL_POSITION_INT": 4, "SYS_STATUS": 2, "BATTERY_STATUS": 1, "VFR_HUD": 4, "MISSION_CURRENT": 2,
                 "EKF_STATUS_REPORT": 1, "GPS_RAW_INT": 1, "ATTITUDE": 2, "FENCE_STATUS": 1, "HOME_POSITION": 0.5,
                 "WIND": 1, "SERVO_OUTPUT_RAW": 2, "HEARTBEAT": 1.0},

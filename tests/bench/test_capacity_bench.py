@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,7 +43,7 @@ PER_LINK = 250
 PER_GEN = 1000  # vehicles per generator process
 LADDER = [int(x) for x in os.environ.get("GROUNDCTL_CAP_LADDER", "250,1000,2500").split(",")]
 VARIANTS = os.environ.get("GROUNDCTL_CAP_VARIANTS", "pymavlink,today,fastframe,fleet,fleet_uvloop").split(",")
-MIXES = [m for m in os.environ.get("GROUNDCTL_CAP_MIXES", "all10,monitor").split(",") if m]
+MIXES = [m for m in os.environ.get("GROUNDCTL_CAP_MIXES", "monitor10,all10,monitor").split(",") if m]
 MIX_N = int(os.environ.get("GROUNDCTL_CAP_MIX_N", "1000"))
 MIX_VARIANTS = ("today", "fleet_uvloop")
 WARMUP_S = 3.0
@@ -74,20 +75,30 @@ def _line(proc: subprocess.Popen, what: str, timeout_s: float) -> str:
     sel.register(proc.stdout, selectors.EVENT_READ)
     if not sel.select(timeout_s):
         proc.kill()
-        raise RuntimeError(f"{what}: nothing within {timeout_s:g} s; stderr: {proc.stderr.read()[-1500:]}")
+        raise RuntimeError(f"{what}: nothing within {timeout_s:g} s; stderr: {_tail(proc)}")
     line = proc.stdout.readline()
     if not line:
         proc.wait()
-        raise RuntimeError(f"{what} exited {proc.returncode}: {proc.stderr.read()[-1500:]}")
+        raise RuntimeError(f"{what} exited {proc.returncode}: {_tail(proc)}")
     return line
+
+
+def _tail(proc: subprocess.Popen) -> str:
+    f = proc.stderr or getattr(proc, "errfile", None)
+    if f is None:
+        return ""
+    f.seek(0)
+    return f.read()[-1500:]
 
 
 def run_one(variant: str, n: int, mix: str, per_message: bool = False) -> dict:
     links = -(-n // PER_LINK)
     per_link = [min(PER_LINK, n - i * PER_LINK) for i in range(links)]
     rx_cfg = {"variant": variant, "links": links, "per_link": per_link, "warmup_s": WARMUP_S, "window_s": WINDOW_S}
+    err = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads would block a receiver that logs
     rx = subprocess.Popen([sys.executable, "-m", "tests.bench._capacity_rx", json.dumps(rx_cfg)], cwd=ROOT,
-                          env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+    rx.errfile = err
     gens: list[subprocess.Popen] = []
     try:
         ports = json.loads(_line(rx, f"receiver {variant}", 60))["ports"]
@@ -96,7 +107,8 @@ def run_one(variant: str, n: int, mix: str, per_message: bool = False) -> dict:
             cfg = {"ports": ports[g:g + per_gen_links], "per_link": per_link[g:g + per_gen_links], "mix": mix,
                    "duration_s": WARMUP_S + WINDOW_S + 2.0, "per_message": per_message}
             gens.append(subprocess.Popen([sys.executable, "-m", "tests.bench._fleetgen", json.dumps(cfg)], cwd=ROOT,
-                                         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                                         env=_env(), stdout=subprocess.PIPE, stderr=err, text=True))
+            gens[-1].errfile = err
         for g in gens:
             assert _line(g, "generator", 300).strip() == "READY"
         rx.stdin.write("go\n")
