@@ -14,9 +14,12 @@ per vehicle-second). The run-queue wait the receiver saw (/proc/thread-self/sche
 machine's CPU pressure (/proc/pressure/cpu) are reported beside it, with kernel socket drops and the
 generators' achieved rate, so a starved run is visible rather than silent.
 
-Env: GROUNDCTL_CAP_LADDER (250,1000,2500), GROUNDCTL_CAP_VARIANTS, GROUNDCTL_CAP_MIXES (extra mixes
-at GROUNDCTL_CAP_MIX_N=1000), GROUNDCTL_CAP_WINDOW_S (6), GROUNDCTL_CAP_PER_MESSAGE_VARIANTS (fastframe,fleet:
-run again at MIX_N with one message per datagram instead of a vehicle's tick per datagram).
+Env: GROUNDCTL_CAP_MIX (monitor10: the ladder's mix), GROUNDCTL_CAP_LADDER (250,1000,2500),
+GROUNDCTL_CAP_VARIANTS, GROUNDCTL_CAP_COMPARE_MIXES (today6x10: every variant again at
+GROUNDCTL_CAP_MIX_N=1000), GROUNDCTL_CAP_MIXES (all10,monitor: groundctl as it was and fleet_uvloop
+at MIX_N), GROUNDCTL_CAP_WINDOW_S (6), GROUNDCTL_CAP_PER_MESSAGE_VARIANTS (fastframe,fleet: again at
+MIX_N with one message per datagram instead of a vehicle's tick per datagram), GROUNDCTL_CAP_PROFILE
+(a directory: cProfile dumps of the receivers).
 Figures: /tmp/groundctl_capacity_bench.json, rewritten after every row.
 """
 
@@ -43,14 +46,16 @@ PER_LINK = 250
 PER_GEN = 1000  # vehicles per generator process
 LADDER = [int(x) for x in os.environ.get("GROUNDCTL_CAP_LADDER", "250,1000,2500").split(",")]
 VARIANTS = os.environ.get("GROUNDCTL_CAP_VARIANTS", "pymavlink,today,fastframe,fleet,fleet_uvloop").split(",")
-MIXES = [m for m in os.environ.get("GROUNDCTL_CAP_MIXES", "monitor10,all10,monitor").split(",") if m]
+# at MIX_N: every variant on these mixes, and the old and the new receiver on those
+COMPARE_MIXES = [m for m in os.environ.get("GROUNDCTL_CAP_COMPARE_MIXES", "today6x10").split(",") if m]
+MIXES = [m for m in os.environ.get("GROUNDCTL_CAP_MIXES", "all10,monitor").split(",") if m]
 MIX_N = int(os.environ.get("GROUNDCTL_CAP_MIX_N", "1000"))
 MIX_VARIANTS = ("today", "fleet_uvloop")
 WARMUP_S = 3.0
 WINDOW_S = float(os.environ.get("GROUNDCTL_CAP_WINDOW_S", "6"))
 # one message per datagram (as a router forwarding each message would send them): where draining counts
 PER_MESSAGE_VARIANTS = [v for v in os.environ.get("GROUNDCTL_CAP_PER_MESSAGE_VARIANTS", "fastframe,fleet").split(",") if v]
-HEADLINE_MIX = "today6x10"
+HEADLINE_MIX = os.environ.get("GROUNDCTL_CAP_MIX", "monitor10")
 
 
 def _table(title: str, head: list[str], rows: list[list]) -> str:
@@ -186,6 +191,9 @@ def test_fleet_capacity():
     for n in LADDER:
         for v in VARIANTS:
             run(v, n, HEADLINE_MIX)
+    for mix in COMPARE_MIXES:
+        for v in VARIANTS:
+            run(v, MIX_N, mix)
     for mix in MIXES:
         for v in MIX_VARIANTS:
             run(v, MIX_N, mix)
@@ -199,23 +207,27 @@ def test_fleet_capacity():
           "offered rate in the window; runq/s = s per s the receiver was runnable but not running; psi/s = machine "
           "CPU pressure (some); dgram/wake = datagrams read per wake-up")
     summary: dict = {}
-    for v in VARIANTS:
-        mine = [r for r in rows if r["variant"] == v and r["mix"] == HEADLINE_MIX and not r["per_message"]]
-        if mine:
-            summary[v] = {"us_per_msg_median": statistics.median(r["us_per_msg"] for r in mine),
-                          "projected_vehicles_per_core_median": statistics.median(
-                              r["projected_vehicles_per_core"] for r in mine),
-                          "kept_up_at": [r["n"] for r in mine
-                                         if r["recv_ratio"] >= 0.95 and r["vehicles_heard"] == r["n"]]}
-    peer = summary.get("pymavlink", {}).get("us_per_msg_median")
+    for mix in dict.fromkeys(r["mix"] for r in rows):
+        for v in VARIANTS + list(MIX_VARIANTS):
+            mine = [r for r in rows if r["variant"] == v and r["mix"] == mix and not r["per_message"]]
+            if mine and f"{v} {mix}" not in summary:
+                summary[f"{v} {mix}"] = {
+                    "variant": v, "mix": mix, "n": [r["n"] for r in mine],
+                    "us_per_msg_median": statistics.median(r["us_per_msg"] for r in mine),
+                    "projected_vehicles_per_core_median": statistics.median(
+                        r["projected_vehicles_per_core"] for r in mine),
+                    "kept_up_at": [r["n"] for r in mine if r["recv_ratio"] >= 0.95 and r["vehicles_heard"] == r["n"]]}
     for s in summary.values():
+        peer = summary.get(f"pymavlink {s['mix']}", {}).get("us_per_msg_median")
         s["ratio_to_pymavlink"] = s["us_per_msg_median"] / peer if peer else None
-    print(_table(f"Summary, mix {HEADLINE_MIX} ({MIXES_RATE[HEADLINE_MIX]:g} msg per vehicle-s), median over N; "
-                 "ratio = us/msg over the plain pymavlink loop's in the same run (< 1 is cheaper)",
-                 ["variant", "us/msg", "veh/core", "ratio", "kept up (>= 95 %, all heard) at N"],
-                 [[v, f"{s['us_per_msg_median']:.2f}", f"{s['projected_vehicles_per_core_median']:.0f}",
+    print(_table("Summary: median over the N run; ratio = us/msg over the plain pymavlink loop's on the same mix in "
+                 "the same run (< 1 is cheaper); kept up = received >= 95 % of what was sent and every vehicle heard "
+                 "(wall-clock: depends on the machine's other load, see runq/s)",
+                 ["variant", "mix", "msg/veh-s", "N", "us/msg", "veh/core", "ratio", "kept up at N"],
+                 [[s["variant"], s["mix"], f"{MIXES_RATE[s['mix']]:g}", ",".join(map(str, s["n"])),
+                   f"{s['us_per_msg_median']:.2f}", f"{s['projected_vehicles_per_core_median']:.0f}",
                    "-" if s["ratio_to_pymavlink"] is None else f"{s['ratio_to_pymavlink']:.2f}",
-                   ",".join(map(str, s["kept_up_at"])) or "-"] for v, s in summary.items()]))
+                   ",".join(map(str, s["kept_up_at"])) or "-"] for s in summary.values()]))
     _save(rows, summary)
     print(f"figures written to {OUT}")
     # a report, not a timed assertion: only that every receiver measured something
