@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from groundctl.protocol.events import DeliveryEvent, DeliveryReport
-from tests.api.conftest import CLINIC_EAST, FARM_NORTH, OP, Clock, assert_problem, register, zone_body
+from tests.api.conftest import (BACKENDS, CLINIC_EAST, FARM_NORTH, OP, Clock, assert_problem, backend_url, register,
+                                zone_body)
 from tests.api.test_tracking import link_of, start_server, token_of
 
 HOUR = 3600.0
@@ -24,9 +25,11 @@ def clock():
     return Clock()
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory, clock):
-    s = start_server(tmp_path_factory.mktemp("confirm"), clock=clock, unconfirmed_after_s=6 * HOUR)
+@pytest.fixture(scope="module", params=BACKENDS)
+def srv(request, tmp_path_factory, clock):
+    """On SQLite and PostgreSQL: "once" is the database's primary key, the lists are its queries."""
+    s = start_server(tmp_path_factory.mktemp("confirm"), clock=clock, unconfirmed_after_s=6 * HOUR,
+                     database_url=backend_url(request, request.param))
     yield s
     s.stop()
 

@@ -15,8 +15,8 @@ import pytest
 from groundctl.faces.api import Settings, create_app
 from groundctl.faces.api.secrecy import redact
 from groundctl.runtime import tracking
-from tests.api.conftest import (CLINIC_EAST, FARM_NORTH, NEAR_HUB, OP, OP_KEY, Clock, ThreadServer, assert_problem,
-                                put_weather, register, zone_body)
+from tests.api.conftest import (BACKENDS, CLINIC_EAST, FARM_NORTH, NEAR_HUB, OP, OP_KEY, Clock, ThreadServer, assert_problem,
+                                backend_url, put_weather, register, zone_body)
 
 
 PUBLIC_URL = "https://parcels.example.test"  # where recipients would reach the service (Settings.public_url)
@@ -41,9 +41,11 @@ def clock():
     return Clock()
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory, clock):
-    s = start_server(tmp_path_factory.mktemp("tracking"), clock=clock)
+@pytest.fixture(scope="module", params=BACKENDS)
+def srv(request, tmp_path_factory, clock):
+    """On SQLite and PostgreSQL: links, changes and their refusals are storage (locks, rollbacks)."""
+    s = start_server(tmp_path_factory.mktemp("tracking"), clock=clock,
+                     database_url=backend_url(request, request.param))
     yield s
     s.stop()
 
