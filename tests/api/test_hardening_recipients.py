@@ -11,15 +11,16 @@ import httpx
 import pytest
 
 from groundctl.faces.api import Settings, create_app
-from tests.api.conftest import (CLINIC_EAST, FARM_NORTH, OP, OP_KEY, ThreadServer, assert_problem, register,
-                                start_thread_server, zone_body)
+from tests.api.conftest import (BACKENDS, CLINIC_EAST, FARM_NORTH, OP, ThreadServer, assert_problem, backend_url,
+                                register, start_thread_server, zone_body)
 
 launch = pytest.importorskip("sim.launch")
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    s = start_thread_server(tmp_path_factory.mktemp("recipients"), max_zones_per_recipient=2)
+@pytest.fixture(scope="module", params=BACKENDS)
+def srv(request, tmp_path_factory):
+    s = start_thread_server(tmp_path_factory.mktemp("recipients"), max_zones_per_recipient=2,
+                            database_url=backend_url(request, request.param))
     yield s
     s.stop()
 
