@@ -105,6 +105,12 @@ def test_answers_once_after_the_drop_disputes_and_kpis(srv, clock):
         assert c.post(f"/api/v1/deliveries/{ids[4]}/confirmation", json={"status": "not_received"},
                       headers=h).status_code == 201
 
+        # the answer is in the delivery's view; the recipient's words are not copied into its events (erasing
+        # the recipient blanks them in one place)
+        view = c.get(f"/api/v1/deliveries/{ids[2]}", headers=OP).json()
+        assert view["confirmation"]["status"] == "damaged" and view["confirmation"]["message"] == "corner crushed"
+        assert ("disputed", "page") in [(e["kind"], e["data"].get("via")) for e in view["events"]]
+        assert "corner crushed" not in str(view["events"])
         # once: a second answer from either side is refused, the first one stands
         assert_problem(c.post(f"/api/v1/track/{t1}/confirmation", json={"status": "not_received"}), 409)
         assert_problem(c.post(f"/api/v1/deliveries/{ids[2]}/confirmation", json={"status": "received"}, headers=h), 409)

@@ -215,9 +215,11 @@ class HandoffService:
                     data={"from_zone_id": old_zone_id, "to_zone_id": zone_id, "via": via, "hub": hub,
                           "distance_out_m": summary.get("distance_out_m")}))
             if set_instructions and (instructions or None) != (before[1].get("instructions") or None):
+                # the text itself lives in the delivery's zone snapshot, where erasing the recipient finds it;
+                # events keep only that it changed
                 self.store.append(s, d.id, DeliveryEvent("instructions_changed", time=now,
                                                          message="the recipient changed the drop instructions",
-                                                         data={"instructions": instructions, "via": via}))
+                                                         data={"via": via}))
             return self.deliveries.view(s, d, operator=False)
 
     @staticmethod
@@ -251,8 +253,8 @@ class HandoffService:
             except IntegrityError:  # the other tab was faster
                 raise Conflict(f"delivery {d.id} was already answered", field="delivery_id") from None
             kind = "confirmed" if status == "received" else "disputed"
-            self.store.append(s, d.id, DeliveryEvent(kind, time=now, message=status if not message else
-                                                     f"{status}: {message[:200]}",
+            # the recipient's words stay in the confirmation row (erasure blanks them there), not in events
+            self.store.append(s, d.id, DeliveryEvent(kind, time=now, message=status,
                                                      data={"status": status, "via": via}))
             return confirmation_view(s.get(Confirmation, d.id))
 
