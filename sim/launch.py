@@ -82,8 +82,8 @@ def start_sim(args: Sequence[str] = (), *, timeout: float = 15.0,
     """Start `python -m sim *args`, wait for one SIM READY line per vehicle.
 
     stderr defaults to a temporary file whose tail is quoted if the sim fails to start.
-    die_with_parent: the sim is terminated when the calling thread's process dies (see _die_with);
-    call from a thread that lives as long as the process (the kernel watches the thread)."""
+    die_with_parent: the sim is terminated when the caller dies, even by SIGKILL (see _die_with). The
+    kernel watches the calling *thread*: call from the main thread, or the sim ends with the thread."""
     args = list(args)
     if not any(a in ("--tcp", "--udp-in", "--udp-out") for a in args):
         args += ["--tcp", "127.0.0.1:0"]
