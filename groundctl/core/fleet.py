@@ -194,6 +194,12 @@ class Operations(_Model):
     attended_hold_s: float = Field(default=180.0, ge=10, le=1800,
                                    description="longest hold above the zone waiting for the recipient of an attended drop")
     zone_stale_after_days: float = Field(default=180.0, gt=0)
+    # strategic deconfliction of our own flights (core/intents.py): lower layers and later departures
+    layer_spacing_m: float = Field(default=15.0, ge=5, le=100, description="vertical distance between cruise layers")
+    lowest_layer_m: float = Field(default=30.0, ge=10, le=500, description="lowest cruise height (rel_home) a layer may use")
+    layer_count: int = Field(default=3, ge=1, le=10, description="cruise layers tried, the planned height first")
+    max_departure_delay_s: float = Field(default=1800.0, ge=0, le=7200,
+                                         description="longest a departure may be put back to clear another flight")
     fence_margin_m: float = Field(default=5.0, ge=0, le=100)
     fence_max_vertices: int = Field(default=70, ge=3, le=1000)
     reference_parcel_kg: float = Field(default=1.0, ge=0)

@@ -18,12 +18,15 @@ from typing import Any
 from sqlalchemy import select
 
 from groundctl.core.energy import plan_energy
+from groundctl.core.intents import IntentParams, deconflict, layers_for, scaled, shape_of
 from groundctl.core.fleet import Vehicle
-from groundctl.core.plan import FlightPlan
+from groundctl.core.plan import FlightPlan, Parcel, build_plan
+from groundctl.core.fleet import LandingZone
 from groundctl.errors import CheckFailure, Conflict, GroundctlError, NotFound, PlanRefused
 from groundctl.runtime.calibration import calibration_for, flight_from_report
 from groundctl.runtime.calibration import record as record_flight
 from groundctl.runtime.events import DeliveryEvent, Progress
+from groundctl.runtime import intents
 from groundctl.runtime.live import LiveHub
 from groundctl.runtime.services.airspace import AirspaceService
 from groundctl.runtime.services.deliveries import DeliveryService
@@ -34,6 +37,7 @@ from groundctl.runtime.store import IN_FLIGHT_STATES, Delivery, Store, Zone, is_
 from groundctl.runtime.verdicts import time_to_drop_s, verdict_for
 
 log = logging.getLogger("groundctl.flights")
+INTENT_STEP_M = 400.0  # release reserved sky behind a flight in steps of about one intent volume
 
 
 class EventWriter:
@@ -75,6 +79,8 @@ class FlightSupervisor:
         self.tasks: dict[int, asyncio.Task] = {}
         self.writers: dict[int, EventWriter] = {}
         self.progress = deliveries.progress
+        self._arriving: set[int] = set()  # deliveries whose 'arriving' was recorded
+        self._flown: dict[int, float] = {}  # delivery id -> route flown when its intent was last shrunk
 
     # -- dispatch -------------------------------------------------------------------------------------
     def _pick_vehicle(self, s, d: Delivery, name: str | None) -> Vehicle:
@@ -115,28 +121,78 @@ class FlightSupervisor:
             plan = self.deliveries.plan_for(d)
             now = self.now()
             kind = self.fleet.vehicle_kind(v.name)
+            airspace = self.airspace.current(d.airspace_version)[1]
             # the weather at dispatch, not at planning, decides
-            verdict = verdict_for(plan, self.airspace.weather(kind), now, self.airspace.current(d.airspace_version)[1],
-                                  calibration_for(self.store, plan.airframe.name, kind))
+            weather = self.airspace.weather(kind)
+            cal = calibration_for(self.store, plan.airframe.name, kind)
+            verdict = verdict_for(plan, weather, now, airspace, cal)
             if not verdict.go:
                 raise PlanRefused([CheckFailure(f["check"], f["message"]) for f in verdict.failures])
-            eta = now + timedelta(seconds=self.settings.dispatch_allowance_s + time_to_drop_s(plan))
+            # our own flights: the sky this one needs must be free of every accepted intent
+            frame = self.airspace.current()[1].frame
+            ops = self.fleet.current().operations
+            with intents.lock():
+                intents.serialise(s)
+                index = intents.active(s, frame, now.timestamp())
+                layers = layers_for(plan.cruise_alt_m, ops.layer_spacing_m, ops.lowest_layer_m, ops.layer_count)
+                variants = {plan.cruise_alt_m: plan}
+
+                k = self.settings.intent_time_scale
+                params = scaled(shape_of(plan, frame), IntentParams(start_allowance_s=self.settings.dispatch_allowance_s), k)[1]
+
+                def shape_at(alt: float):
+                    if alt not in variants:
+                        variants[alt] = self._plan_at(d, alt)
+                    return scaled(shape_of(variants[alt], frame), params, k)[0]
+
+                dec = deconflict(index, str(d.id), now.timestamp(), layers, shape_at,
+                                 max_delay_s=ops.max_departure_delay_s * k, step_s=30.0 * k, params=params)
+                if not dec.ok:
+                    raise PlanRefused([CheckFailure("deconfliction", dec.reason)])
+                assert dec.intent is not None and dec.cruise_alt_m is not None
+                if dec.cruise_alt_m != plan.cruise_alt_m:
+                    plan = variants[dec.cruise_alt_m]
+                    verdict = verdict_for(plan, weather, now, airspace, cal)
+                    if not verdict.go:
+                        raise PlanRefused([CheckFailure("deconfliction", f"{dec.reason}, but then: " + "; ".join(
+                            f["message"] for f in verdict.failures))])
+                intents.put(s, d.id, dec.intent, frame)
+            eta = now + timedelta(seconds=self.settings.dispatch_allowance_s + dec.delay_s + time_to_drop_s(plan))
             d.vehicle = v.name
             self.store.append(s, d.id, DeliveryEvent("dispatched", time=now, message=f"dispatched on {v.name}",
                                                      data={"vehicle": v.name, "connection": v.connection,
-                                                           "eta_promised": eta.isoformat()}))
+                                                           "eta_promised": eta.isoformat(),
+                                                           "departure": (now + timedelta(seconds=dec.delay_s)).isoformat(),
+                                                           "cruise_alt_m": plan.cruise_alt_m,
+                                                           "deconfliction": dec.to_dict() if dec.conflicts else None}))
             view = self.deliveries.view(s, d, operator=True)
-        return view, plan, v
+        return view, plan, v, dec.delay_s
+
+    def _plan_at(self, d: Delivery, cruise_alt_m: float) -> FlightPlan:
+        """The stored delivery's plan flown at another cruise layer (the route stays: a lower band blocks no
+        zone the planned one did not)."""
+        version, airspace = self.airspace.current(d.airspace_version)
+        fleet = self.fleet.current()
+        hub = fleet.hub(d.hub)
+        layered = fleet.model_copy(update={"operations": fleet.operations.model_copy(update={"cruise_alt_m": cruise_alt_m})})
+        return build_plan(airspace, layered, d.hub, LandingZone.model_validate(d.zone), Parcel.model_validate(d.parcel),
+                          airframe_name=d.airframe, method=d.method, planner=self.airspace.planner(version, hub))
+
+    def _stored_plan(self, s, d: Delivery) -> FlightPlan:
+        """The plan a dispatched delivery flies: its own, at the layer deconfliction gave it."""
+        plan = self.deliveries.plan_for(d)
+        alt = intents.layer_of(s, d.id)
+        return plan if alt is None or abs(alt - plan.cruise_alt_m) < 1e-6 else self._plan_at(d, alt)
 
     async def dispatch(self, delivery_id: int, vehicle: str | None) -> dict:
-        view, plan, v = await asyncio.to_thread(self._dispatch_record, delivery_id, vehicle)
-        self.start_flight(delivery_id, plan, v, resume=False, seen=())
+        view, plan, v, delay_s = await asyncio.to_thread(self._dispatch_record, delivery_id, vehicle)
+        self.start_flight(delivery_id, plan, v, resume=False, seen=(), delay_s=delay_s)
         return view
 
     # -- flying ---------------------------------------------------------------------------------------
     def start_flight(self, delivery_id: int, plan: FlightPlan, vehicle: Vehicle, *, resume: bool,
-                     seen: tuple[str, ...]) -> None:
-        task = asyncio.get_running_loop().create_task(self._fly(delivery_id, plan, vehicle, resume, seen),
+                     seen: tuple[str, ...], delay_s: float = 0.0) -> None:
+        task = asyncio.get_running_loop().create_task(self._fly(delivery_id, plan, vehicle, resume, seen, delay_s),
                                                       name=f"delivery-{delivery_id}")
         self.tasks[delivery_id] = task
 
@@ -150,8 +206,9 @@ class FlightSupervisor:
         self.live.publish({"type": "event", "delivery": delivery_id, "vehicle": vehicle, **ev.to_dict()})
 
     async def _fly(self, delivery_id: int, plan: FlightPlan, vehicle: Vehicle, resume: bool,
-                   seen: tuple[str, ...]) -> None:
+                   seen: tuple[str, ...], delay_s: float = 0.0) -> None:
         writer = self.writers[delivery_id] = EventWriter(self.store, delivery_id)
+        self._flown[delivery_id] = -1e9
 
         def on_event(ev: DeliveryEvent) -> None:
             self.record(delivery_id, ev, vehicle.name)
@@ -159,6 +216,7 @@ class FlightSupervisor:
         def on_progress(p: Progress) -> None:
             self._on_progress(delivery_id, vehicle.name, plan, p)
 
+        cancelled = False
         try:
             from groundctl.runtime.fly import DeliveryFlight  # noqa: PLC0415
             kind = await asyncio.to_thread(self.fleet.vehicle_kind, vehicle.name)
@@ -168,6 +226,9 @@ class FlightSupervisor:
             flight = DeliveryFlight(plan, vehicle.connection, sysid=vehicle.sysid, on_event=on_event,
                                     on_progress=on_progress, resume=resume, seen_events=seen, prediction=prediction)
             self.flights[delivery_id] = flight
+            if delay_s > 0:
+                # deconfliction put the departure back: the vehicle waits on the ground, the task stays abortable
+                await asyncio.sleep(delay_s)
             report = await flight.run()
             sample = flight_from_report(plan.airframe.name, kind, report.energy)
             if sample is not None:
@@ -177,6 +238,7 @@ class FlightSupervisor:
             writer.put(DeliveryEvent("report", message=report.outcome, data=data))
         except asyncio.CancelledError:
             # the service is stopping: the flight is not over, and the next start resumes it
+            cancelled = True
             raise
         except Exception as e:  # any failure of the flight machinery ends in a recorded 'failed'
             log.exception("delivery %s failed", delivery_id)
@@ -185,7 +247,11 @@ class FlightSupervisor:
             self.flights.pop(delivery_id, None)
             self.tasks.pop(delivery_id, None)
             self.writers.pop(delivery_id, None)
+            self._arriving.discard(delivery_id)
             await writer.drain()  # what the flight said is stored before its task ends, even when cancelled
+            self._flown.pop(delivery_id, None)
+            if not cancelled:  # a stopping service leaves the flight's reserved sky to the next start
+                await asyncio.to_thread(self._intent_progress, delivery_id, None, True)
 
     def _on_progress(self, delivery_id: int, vehicle: str, plan: FlightPlan, p: Progress) -> None:
         data = asdict(p)
@@ -201,11 +267,34 @@ class FlightSupervisor:
             eta_s = to_zone / gs + lower_s + climb_s
             data["eta_to_zone_s"] = round(eta_s, 1)
             data["eta_to_zone"] = (now + timedelta(seconds=eta_s)).isoformat()
+            # "arriving" (the recipient's two-minute notice): once, when the live ETA to the zone, in vehicle
+            # time, falls to the notice; the store keeps one per delivery, so a resumed flight repeats nothing
+            if (p.phase != "preflight" and eta_s <= self.settings.notify.arriving_notice_s
+                    and delivery_id not in self._arriving):
+                self._arriving.add(delivery_id)
+                self.record(delivery_id, DeliveryEvent(
+                    "arriving", time=now, lat=p.lat, lon=p.lon, alt_rel_m=p.alt_rel_m,
+                    message=f"about {eta_s:.0f} s to the zone",
+                    data={"eta_to_zone_s": round(eta_s, 1), "eta_to_zone": data["eta_to_zone"]}), vehicle)
         for k, v in list(data.items()):
             if isinstance(v, float) and not math.isfinite(v):
                 data[k] = None
         self.progress[delivery_id] = data
         self.live.update(vehicle, data)
+        if p.distance_to_go_m is not None and math.isfinite(p.distance_to_go_m) and p.phase != "preflight":
+            flown = plan.distance_m - p.distance_to_go_m
+            if flown - self._flown.get(delivery_id, flown) >= INTENT_STEP_M or self._flown.get(delivery_id) == -1e9:
+                # release the sky behind the vehicle now and then, not on every telemetry frame
+                self._flown[delivery_id] = flown
+                asyncio.get_running_loop().create_task(
+                    asyncio.to_thread(self._intent_progress, delivery_id, flown - INTENT_STEP_M, False))
+
+    def _intent_progress(self, delivery_id: int, flown_m: float | None, ended: bool) -> None:
+        try:
+            with self.store.session() as s:
+                intents.progress(s, delivery_id, self.airspace.current()[1].frame, self.now().timestamp(), flown_m, ended)
+        except Exception:  # the intent shrinks late rather than the flight failing
+            log.exception("delivery %s: could not update its operational intent", delivery_id)
 
     # -- abort ----------------------------------------------------------------------------------------
     def _state_and_kinds(self, delivery_id: int) -> tuple[str, list[str]]:
@@ -258,7 +347,7 @@ class FlightSupervisor:
                                                          "fleet or has no connection"))
                     continue
                 try:
-                    plan = self.deliveries.plan_for(d)
+                    plan = self._stored_plan(s, d)
                 except GroundctlError as e:
                     out.append((d.id, None, None, kinds, f"cannot rebuild plan: {e}"))
                     continue

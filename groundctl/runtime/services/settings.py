@@ -29,6 +29,10 @@ class Settings:
     # development station flying a simulator assumes calm air instead. Turn off where real weather matters.
     assume_calm: bool = False  # only the simulated demo fleet may fly without a weather report
     clock: Callable[[], datetime] = utcnow
+    # Operational intents are reserved in wall-clock time. A station flying simulators faster than real
+    # time (serve --speedup k) must compress them by the same factor, or a 20x simulated flight would
+    # hold its sky twenty times too long: wall seconds per second of flight ($GROUNDCTL_INTENT_TIME_SCALE).
+    intent_time_scale: float = 1.0
     # Abuse limits (faces/api/limits.py). Rates are "N/period" joined by ";" ("" = none), counted per
     # process unless rate_limit_storage names a shared store ("async+redis://..."); quotas are exact.
     rate_registrations: str = "30/minute;300/day"  # POST /recipients per client address
@@ -63,6 +67,8 @@ class Settings:
                            ("GROUNDCTL_UNCONFIRMED_AFTER_S", "unconfirmed_after_s")):
             if env(name):
                 setattr(s, attr, _positive(name, env(name)))
+        if env("GROUNDCTL_INTENT_TIME_SCALE"):
+            s.intent_time_scale = _positive("GROUNDCTL_INTENT_TIME_SCALE", env("GROUNDCTL_INTENT_TIME_SCALE"))
         for k, v in over.items():
             setattr(s, k, v)
         return s
