@@ -101,7 +101,9 @@ def test_attended_hold_then_clear_to_drop_releases_in_the_zone(scenario, planner
     assert k.index("holding_for_recipient") < k.index("cleared_to_drop") < k.index("released")
     hold_ev, clear_ev = ev(r, "holding_for_recipient"), ev(r, "cleared_to_drop")
     held = (clear_ev.time - hold_ev.time).total_seconds()  # vehicle time
-    assert 19 <= held <= 25, held
+    # cleared once 20 vehicle seconds had passed (later on a busy machine: the sim runs on meanwhile), and
+    # well inside the hold: the drone was still waiting
+    assert 19.5 <= held < h.hold_s - 5, held
     assert clear_ev.data["by"] == "recipient"
     start_ms = hold_ev.data["deadline_boot_ms"] - h.hold_s * 1000
     # while it held (vehicle time): over the zone, at cruise height, the gripper closed on the parcel
