@@ -146,6 +146,7 @@ class Event(Base):
 ONCE_KINDS = frozenset({
     "planned", "refused", "dispatched", "uploaded", "armed", "taking_off", "en_route", "at_zone", "lowering",
     "released", "returning", "landed", "aborted", "failed", "report", "drop_failed", "lost", "crashed", "return_route",
+    "arriving",
 })
 # Kinds that move the delivery along; faults (link_lost, low_battery, ...) are recorded but do not.
 _PROGRESS = {

@@ -19,8 +19,8 @@ pytest.importorskip("aiosmtpd")
 
 
 def start_server(tmp, clock=None, **notify) -> ThreadServer:
-    s = Settings(data_dir=tmp, operator_keys=(OP_KEY,), **({"clock": clock} if clock else {}))
-    s.notify = NotifySettings(**{**FAST, **notify})
+    s = Settings(data_dir=tmp, operator_keys=(OP_KEY,), notify=NotifySettings(**{**FAST, **notify}),
+                 **({"clock": clock} if clock else {}))
     srv = ThreadServer(create_app(s)).start()
     put_weather(srv.url)
     return srv

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from groundctl.errors import InputError
+from groundctl.runtime.notify.settings import NotifySettings
 from groundctl.runtime.store import utcnow
 
 SCENARIO_DIR = Path(__file__).resolve().parents[3] / "missions" / "cmac"
@@ -49,6 +50,9 @@ class Settings:
     public_url: str = ""
     tracking_link_days: float = 7.0  # a tracking link works until this long after its delivery ended
     unconfirmed_after_s: float = 24 * 3600.0  # a delivered parcel neither confirmed nor disputed by then is flagged
+    # notifications (runtime/notify): the retry schedule, the sender's limits, the SMTP server
+    # ($GROUNDCTL_SMTP_HOST/_PORT/_FROM/_USER/_PASSWORD/_STARTTLS/_SSL), the arriving notice
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @classmethod
     def from_env(cls, **over: Any) -> "Settings":
@@ -69,6 +73,7 @@ class Settings:
                 setattr(s, attr, _positive(name, env(name)))
         if env("GROUNDCTL_INTENT_TIME_SCALE"):
             s.intent_time_scale = _positive("GROUNDCTL_INTENT_TIME_SCALE", env("GROUNDCTL_INTENT_TIME_SCALE"))
+        s.notify = NotifySettings.from_env()
         for k, v in over.items():
             setattr(s, k, v)
         return s
