@@ -84,6 +84,8 @@ class AttendedRules:
             return "the drone has left the zone with the parcel"
         if self.released:
             return "the parcel is already released"
+        if self.link_lost:
+            return "the link to the drone is down; its hold runs on and ends with the parcel coming home"
         if not self.awaiting_clearance:
             return "the drone is not holding above the zone yet"
         left = self.hold_left_s()

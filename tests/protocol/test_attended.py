@@ -139,3 +139,14 @@ def test_a_restart_in_the_hold_keeps_the_vehicle_deadline():
     assert [e.kind for e in again.events] == []  # nothing announced twice
     assert again.awaiting_clearance
     assert abs(again.hold_left_s() - m.hold_left_s() + 2) < 0.01  # the same deadline, two vehicle seconds on
+
+
+def test_no_clearance_over_a_dead_link():
+    m, s = to_hold()
+    s.step(5)
+    assert m.clearance_refusal() is None
+    s.heartbeat = False
+    for _ in range(5):  # silence: the vehicle's clock is not heard either
+        s.t += 1.0
+        m.poll(s.t)
+    assert m.link_lost and "link to the drone is down" in m.clearance_refusal()
