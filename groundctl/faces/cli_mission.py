@@ -164,8 +164,8 @@ def download_cmd(out: Path, connect: str, sysid: Optional[int], as_json: bool) -
     try:
         _check_url(connect)
         if out.suffix not in SUFFIXES:
-            raise InputError(f"must end in .plan (mission, fence, rally) or .waypoints (mission), not "
-                             f"{out.suffix or 'no suffix'!r}", field=str(out))
+            raise InputError(f"must end in .plan (mission, fence, rally), .waypoints (mission), .fence.waypoints "
+                             f"or .rally.waypoints, not {out.suffix or 'no suffix'!r}", field=str(out))
         if out.is_dir():
             raise InputError("is a directory, not a file", field=str(out))
         if not out.parent.is_dir():
@@ -223,7 +223,8 @@ def download_cmd(out: Path, connect: str, sysid: Optional[int], as_json: bool) -
     try:
         b = read_plan(out.read_text(), str(out))
         back = (b.mission, b.fence, b.rally)
-        problems = [p for mt in types if mt in b.kinds for p in verify(got[mt], back[mt], mt)]
+        # a fence or rally file holds that list alone (the mission was read only for its home)
+        problems = [p for mt in ([single] if single else types) for p in verify(got[mt], back[mt], mt)]
     except (GroundctlError, OSError) as e:
         problems = [f"the written file does not read back: {e}"]
     doc.update(sysid=sid, verified=not problems, problems=problems)

@@ -50,6 +50,11 @@ def test_qgc_ardupilot_sample_plan_uploaded_and_downloaded(sim_url, tmp_path):
     assert verify(sent.mission, got.mission, C.MISSION_TYPE_MISSION) == []
     written = json.loads(back.read_text())
     assert {it["frame"] for it in written["mission"]["items"]} <= {0, 2, 3, 10}
+    # the plan has no rally points: the Mission Planner rally file is the home line alone, and verified
+    ral = tmp_path / "none.rally.waypoints"
+    code, out, err = gc("mission", "download", "--connect", sim_url, "-o", str(ral))
+    assert code == 0, (out, err)
+    assert len(ral.read_text().splitlines()) == 2
 
 
 def test_qgc_geofence_plan_and_mission_planner_fence_file(sim_url, tmp_path):
