@@ -150,6 +150,17 @@ def wait_state(c, did, states, timeout=120.0) -> dict:
     raise AssertionError(f"delivery {did} stuck in {d.get('state')}")
 
 
+def wait_airborne(c, did, timeout=60.0) -> None:
+    import time  # noqa: PLC0415
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if c.get(f"/api/v1/deliveries/{did}", headers=OP).json()["state"] in ("en_route", "at_zone"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"delivery {did} never got airborne")
+
+
 def test_erasure_refused_in_flight_then_erases_personal_data_and_keeps_records(tmp_path):
     srv = start_thread_server(tmp_path)
     sim = launch.start_sim(["--home", HUB, "--sysid", "1", "--speedup", "20", "--no-ekf-s", "1",
@@ -172,14 +183,17 @@ def test_erasure_refused_in_flight_then_erases_personal_data_and_keeps_records(t
             r = c.post(f"/api/v1/deliveries/{flown['id']}/dispatch", json={"vehicle": "dr-01"}, headers=OP)
             assert r.status_code == 200, r.text
 
-            # in flight: refused, with the reason, and nothing changed
+            # in flight (airborne): refused, with the reason, and nothing changed
+            wait_airborne(c, flown["id"])
             body = assert_problem(c.delete("/api/v1/recipients/me", headers=h), 409)
             assert body["errors"][0]["field"] == "deliveries" and str(flown["id"]) in body["detail"]
             assert_problem(c.delete(f"/api/v1/operator/recipients/{rid}", headers=OP), 409)
             assert c.get("/api/v1/me", headers=h).json()["name"] == NAME
 
+            # land where it is: the flight ends sooner than a whole delivery, and its record is just as real
+            assert c.post(f"/api/v1/deliveries/{flown['id']}/abort", json={"action": "land"}, headers=OP).status_code == 200
             done = wait_state(c, flown["id"], {"landed", "failed", "aborted", "crashed", "lost"})
-            assert done["state"] == "landed", done["state"]
+            assert done["state"] == "aborted", done["state"]
             kpis_before = c.get("/api/v1/kpis", headers=OP).json()
 
             r = c.delete("/api/v1/recipients/me", headers=h)
@@ -190,7 +204,7 @@ def test_erasure_refused_in_flight_then_erases_personal_data_and_keeps_records(t
 
             # the records stay, anonymised, and still count
             d = c.get(f"/api/v1/deliveries/{flown['id']}", headers=OP).json()
-            assert d["state"] == "landed" and d["zone_name"] == "erased"
+            assert d["state"] == "aborted" and d["outcome"] == done["outcome"] and d["zone_name"] == "erased"
             assert c.get(f"/api/v1/deliveries/{waiting['id']}", headers=OP).json()["state"] == "aborted"
             kpis_after = c.get("/api/v1/kpis", headers=OP).json()
             for k, val in kpis_before.items():
@@ -208,7 +222,7 @@ def test_erasure_refused_in_flight_then_erases_personal_data_and_keeps_records(t
     for secret in (NAME, CONTACT, INSTRUCTIONS, EMAIL, HOOK, "Quintessa", "4471"):
         assert secret not in text, (f"{secret!r} is still in the database",
                                     [line[max(0, line.index(secret) - 200):line.index(secret) + 50] for line in text.splitlines() if secret in line])
-    assert "landed" in text  # the flight's events are there
+    assert "taking_off" in text  # the flight's events are there
 
 
 def test_operator_erases_a_recipient(c):
