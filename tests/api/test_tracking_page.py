@@ -1,14 +1,21 @@
 """The recipient's tracking page in a real headless Chromium, following a delivery the built-in simulator
 really flies: the drone on the map while it approaches (phone and desktop), nothing of it after the drop,
 the proof of delivery once it is down, nothing about anyone else's delivery, and the recipient's answer
-given by clicking the page."""
+given by clicking the page.
+
+The parcel is an attended one: the drone holds above the zone until the recipient presses "clear to drop"
+on the page, so the in-flight screenshots are taken while it waits for us, however busy the machine is
+(the hold is long in vehicle time), and the button the page offers is the one that releases the parcel."""
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import httpx
 import pytest
+
+from tests.conftest import MISSIONS
 
 from tests.api.browser import CHROMIUM, DESKTOP, PHONE, Browser, count
 from tests.api.conftest import OP, assert_problem, register, zone_body
@@ -26,6 +33,7 @@ ZONE = (0x22, 0xB1, 0x4C)
 DROP = (0xE6, 0x00, 0x7E)
 PROOF_CARD = (0xDF, 0xF3, 0xE4)
 APPROACH = {"dispatched", "taking_off", "en_route", "at_zone", "lowering"}
+ATTENDED = {"mass_kg": 1.0, "handling": ["signature"], "attended": True}
 AFTER_DROP = {"released", "returning", "landed"}
 
 
@@ -36,12 +44,12 @@ def browser(tmp_path_factory):
     b.close()
 
 
-def shoot(browser: Browser, url: str, size, out) -> dict | None:
-    """Load the page at a size and screenshot it; None if it redrew while the shot was taken (then what
-    it drew and what it says it drew might differ)."""
+def shoot(browser: Browser, url: str, size, out, *, full: bool = True) -> dict | None:
+    """Load the page at a size and screenshot it (the whole page, or the first screenful); None if it
+    redrew while the shot was taken (then what it drew and what it says it drew might differ)."""
     browser.open(url, size, mobile=size == PHONE, ready="document.body.dataset.renders")
     before = browser.eval("document.body.dataset.renders")
-    img = browser.screenshot(out)
+    img = browser.screenshot(out, full=full)
     state, drone, after, text = browser.eval(
         "[document.body.dataset.state, document.body.dataset.drone, document.body.dataset.renders,"
         " document.body.innerText]")
@@ -50,8 +58,17 @@ def shoot(browser: Browser, url: str, size, out) -> dict | None:
     return {"size": size, "state": state, "drone": drone == "1", "img": img, "text": text}
 
 
+def scenario_with_long_hold(tmp_path):
+    """The example scenario with an attended hold of 6 minutes of vehicle time (18 s at speed-up 20)."""
+    d = tmp_path / "scenario"
+    shutil.copytree(MISSIONS / "cmac", d)
+    fleet = (d / "fleet.toml").read_text()
+    (d / "fleet.toml").write_text(fleet.replace("[operations]\n", "[operations]\nattended_hold_s = 360\n", 1))
+    return d
+
+
 def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_path, browser):
-    srv = start_server(tmp_path)
+    srv = start_server(tmp_path / "data", scenario_dir=scenario_with_long_hold(tmp_path))
     sim = launch.start_sim(["--home", HUB, "--sysid", "1", "--speedup", "20", "--no-ekf-s", "1",
                             "--payload-kg", "1.0", "--battery-wh", "222", "--mass-kg", "3.4"])
     try:
@@ -66,12 +83,14 @@ def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_p
             bz = c.post("/api/v1/zones", json=zone_body(OTHER_ZONE, name="bob secret garden",
                                                         instructions="bob-only-instructions"), headers=hb).json()["id"]
             bob = c.post("/api/v1/deliveries", json={"zone_id": bz, "parcel": {"mass_kg": 1.0}}, headers=OP).json()
-            did = c.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": {"mass_kg": 1.0}}, headers=OP).json()["id"]
+            d = c.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": ATTENDED}, headers=OP).json()
+            assert d["state"] == "planned" and d["plan"]["attended_hold_s"] == 360, d
+            did = d["id"]
             url = link_of(srv, c, did, h)
             token = url.rsplit("/", 1)[1]
             bob_url = link_of(srv, c, bob["id"], hb)
 
-            planned = shoot(browser, url, PHONE, tmp_path / "planned-phone.png")
+            planned = shoot(browser, url, PHONE, tmp_path / "planned-phone.png", full=False)
             assert planned and planned["state"] == "planned" and not planned["drone"]
             assert count(planned["img"], DRONE) == 0 and count(planned["img"], ZONE) > 200
             assert "next to the blue gate" in planned["text"]
@@ -87,8 +106,8 @@ def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_p
             assert "once the parcel has been released" in body["detail"]
 
             shots: list[dict] = []
-            seen_drone_in_json = False
-            end = time.monotonic() + 240
+            seen_drone_in_json = cleared = False
+            end = time.monotonic() + 300
             while time.monotonic() < end:
                 j = c.get(f"/api/v1/track/{token}").json()
                 # the JSON the page reads: the drone only while it approaches, never before or after
@@ -98,10 +117,19 @@ def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_p
                 for size in (PHONE, DESKTOP):
                     s = shoot(browser, url, size, tmp_path / f"shot-{len(shots)}.png")
                     if s:
+                        s["button"] = browser.eval("!document.getElementById('clearance').hidden")
                         shots.append(s)
+                held = [s for s in shots if s["button"] and s["drone"]]
+                if not cleared and {s["size"] for s in held} == {PHONE, DESKTOP}:
+                    # holding above the zone, drawn at both sizes: the recipient presses the page's button
+                    browser.open(url, PHONE, mobile=True, ready="!document.getElementById('clearance').hidden")
+                    browser.eval("document.getElementById('clear-btn').click(); true")
+                    cleared = True
                 if j["state"] == "landed" and j["outcome"]:
                     break
-            assert seen_drone_in_json
+            assert seen_drone_in_json and cleared
+            # the button shows exactly while the delivery says the drone holds for the recipient
+            assert all(s["state"] == "at_zone" for s in shots if s["button"])
             flying = [s for s in shots if s["state"] in APPROACH and s["drone"]]
             assert {s["size"] for s in flying} == {PHONE, DESKTOP}, [(s["size"], s["state"]) for s in shots]
             for s in flying:
@@ -117,8 +145,10 @@ def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_p
             final = c.get(f"/api/v1/track/{token}").json()
             pod = final["proof_of_delivery"]
             assert final["outcome"] == "delivered" and pod["distance_from_zone_centre_m"] < 10, final
+            events = [e["kind"] for e in c.get(f"/api/v1/deliveries/{did}", headers=OP).json()["events"]]
+            assert events.index("cleared_to_drop") < events.index("released"), events  # released by the click
             for size in (PHONE, DESKTOP):
-                s = shoot(browser, url, size, tmp_path / f"landed-{size[0]}.png")
+                s = shoot(browser, url, size, tmp_path / f"landed-{size[0]}.png", full=False)
                 assert s and s["state"] == "landed"
                 # the proof is in the first screenful; the map with the drop position further down on a phone
                 assert count(s["img"], PROOF_CARD, tol=2) > 20_000, f"proof section not shown at {size}"

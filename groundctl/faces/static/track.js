@@ -253,7 +253,7 @@
       ctx.fillStyle = COLORS.drone; ctx.strokeStyle = COLORS.droneEdge; ctx.lineWidth = 1.5;
       ctx.beginPath(); ctx.moveTo(0, -13); ctx.lineTo(9, 10); ctx.lineTo(-9, 10); ctx.closePath(); ctx.fill(); ctx.stroke();
       ctx.restore();
-      label("drone", x, y);
+      label("drone", x, y + 26);  // below the zone's label when it is over the zone
     }
   }
 
