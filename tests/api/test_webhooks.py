@@ -129,6 +129,8 @@ def test_flaky_receiver_gets_every_event_duplicates_share_the_id_signatures_veri
             assert figures["/recipient"]["duplicates_received"] >= 2, figures
             planned = json.loads(next(h.body for h in receiver.for_path("/recipient") if b"delivery.planned" in h.body))
             assert planned["data"]["tracking_url"] and "/t/" in planned["data"]["tracking_url"]
+            earliest, latest = planned["data"]["window"]["after_dispatch_s"]  # the promise, counted from dispatch
+            assert 0 < earliest < latest and "between" in planned["data"]["text"]
             print(f"webhook figures ({backend}):", figures)
         for s in secrets.values():
             assert s not in caplog.text and s[6:] not in caplog.text

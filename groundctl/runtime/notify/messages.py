@@ -59,11 +59,13 @@ def for_event(s, d, ev) -> tuple[str, dict] | None:
     data = ev.data or {}
     k = ev.kind
     if k == "planned":
-        flight_s = (d.summary or {}).get("nominal_flight_time_s")
-        window = data.get("window") or {"flight_time_s": flight_s}
-        return "planned", {**base, "window": window, "tracking_url": tracking_link(s, d.id),
-                           "text": f"A delivery to {zone} is planned"
-                                   + (f"; it arrives about {_minutes(flight_s)} after it leaves the hub" if flight_s else "")}
+        window = data.get("window") or {}
+        span = window.get("after_dispatch_s")
+        text = f"A delivery to {zone} is planned"
+        if span:
+            text += (f"; the parcel will be down between {_minutes(span[0])} and {_minutes(span[1])} after "
+                     "it is dispatched")
+        return "planned", {**base, "window": window or None, "tracking_url": tracking_link(s, d.id), "text": text}
     if k == "dispatched":
         eta = data.get("eta_promised")
         return "dispatched", {**base, "eta": eta, "tracking_url": tracking_link(s, d.id),

@@ -22,7 +22,7 @@ from groundctl.runtime.services.handoff import delivery_fields
 from groundctl.runtime.services.settings import Settings
 from groundctl.runtime.services.zones import ZoneService
 from groundctl.runtime.store import IN_FLIGHT_STATES, Delivery, Store
-from groundctl.runtime.verdicts import verdict_for
+from groundctl.runtime.verdicts import time_to_drop_s, verdict_for
 
 
 class DeliveryService:
@@ -105,9 +105,17 @@ class DeliveryService:
             s.add(d)
             s.flush()
             self.store.append(s, d.id, DeliveryEvent(state, time=now, message="; ".join(
-                f"{f['check']}: {f['message']}" for f in failures), data={"failures": failures} if failures else {}))
+                f"{f['check']}: {f['message']}" for f in failures),
+                data={"failures": failures} if failures else {"window": self._window(plan)}))
             tracking.ensure_link(s, d.id)  # the recipient's capability link, from planning on (none if refused)
             return self.view(s, d, operator=True)
+
+    def _window(self, plan: FlightPlan) -> dict:
+        """The promise a planned delivery makes, counted from its dispatch: the parcel is down no sooner than
+        the flight to the drop, and no later than the ETA promised at dispatch plus the on-time grace."""
+        ttd = time_to_drop_s(plan)
+        latest = self.settings.dispatch_allowance_s + ttd + self.settings.on_time_grace_s
+        return {"time_to_drop_s": round(ttd, 1), "after_dispatch_s": [round(ttd, 1), round(latest, 1)]}
 
     # -- deliveries: views --------------------------------------------------------------------------
     def own(self, s, recipient_id: int | None, delivery_id: int) -> Delivery:
