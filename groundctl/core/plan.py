@@ -162,6 +162,7 @@ class FlightPlan:
             "skirted_zones": self.route_out.skirted,
             "mission_items": len(self.mission),
             "fence_items": len(self.fence),
+            "fence_zones": self.fence_zones,  # the no-fly zones and restrictions the fence excludes
             "rally_points": len(self.rally),
             "fence_alt_max_m": self.fence_alt_max_m,
             "attended_hold_s": self.hold.hold_s if self.hold else None,
@@ -515,11 +516,22 @@ def build_fence(airspace: Airspace, planner: RoutePlanner, hub: Hub, route: Rout
         warnings.append("service area could not be simplified to the fence vertex limit: no inclusion fence")
     else:
         items += _ring_items(inclusion, frame, C.NAV_FENCE_POLYGON_VERTEX_INCLUSION)
-    # exclusions for the zones nearest the route first, until the budget is spent
     line = LineString(route.points_xy)
+    names = []
+    # temporary restrictions in force for this flight first: they are why the route bends where it does
+    temporary = getattr(planner, "restriction_shapes", {})
+    for name, geom in sorted(temporary.values(), key=lambda ng: ng[1].distance(line)):
+        new = []
+        for p in _superset_within(geom, corridor, 12):
+            new += _ring_items(p, frame, C.NAV_FENCE_POLYGON_VERTEX_EXCLUSION)
+        if len(items) + len(new) > budget:
+            warnings.append(f"fence item limit {ops.fence_max_vertices} reached: restriction {name!r} is not in the fence")
+            continue
+        items += new
+        names.append(f"restriction {name}")
+    # exclusions for the zones nearest the route, until the budget is spent
     zones_xy = airspace.zones_xy if frame == airspace.frame else [frame.project(airspace.frame.unproject(z)) for z in airspace.zones_xy]
     nearest = sorted(planner.relevant, key=lambda i: zones_xy[i].distance(line))
-    names = []
     for i in nearest:
         z = airspace.zones[i]
         if z.is_circle:

@@ -163,6 +163,8 @@ from groundctl.faces import cli_airframe as _cli_airframe  # noqa: E402
 _cli_airframe.register(app)
 from groundctl.faces import cli_mission as _cli_mission  # noqa: E402
 _cli_mission.register(app)
+from groundctl.faces import cli_restriction as _cli_restriction  # noqa: E402
+_cli_restriction.register(app)
 
 _ck.register(app)  # `check`: the go/no-go command lives with the verdict path
 

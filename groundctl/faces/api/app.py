@@ -15,7 +15,7 @@ from groundctl.faces.api import limits, problems
 from groundctl.faces.api.headers import SecurityHeaders, install_docs
 from groundctl.faces.api.secrecy import RefuseKeyInUrl, install_log_redaction
 from groundctl.faces.api.routes import (airspace, attended, deliveries, fleet, handoff, live, notifications, recipients,
-                                        tracking, zones)
+                                        restrictions, tracking, zones)
 from groundctl.runtime.services import Service, Settings
 
 log = logging.getLogger("groundctl.api")
@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RefuseKeyInUrl)
     app.add_middleware(SecurityHeaders)  # outermost: also on the refusals the two above answer
     install_docs(app)
-    for r in (recipients, zones, fleet, airspace, deliveries, live, notifications, attended, tracking, handoff):
+    for r in (recipients, zones, fleet, airspace, restrictions, deliveries, live, notifications, attended, tracking,
+              handoff):
         app.include_router(r.router)
 
     @app.get("/healthz", tags=["meta"], summary="Liveness: does nothing else")

@@ -2,6 +2,7 @@
 
     fleet       hubs, airframes, vehicles, operations              services/fleet.py
     airspace    airspace versions, route planners, weather         services/airspace.py
+    restrictions temporary restrictions and their effect on plans  services/restrictions.py
     recipients  registration and tokens                            services/recipients.py
     zones       recipients' landing zones                          services/zones.py
     deliveries  planning and the views of deliveries               services/deliveries.py
@@ -25,6 +26,7 @@ from groundctl.runtime.services.flights import FlightSupervisor
 from groundctl.runtime.services.handoff import HandoffService
 from groundctl.runtime.services.recipients import RecipientService
 from groundctl.runtime.services.reports import ReportService
+from groundctl.runtime.services.restrictions import RestrictionService
 from groundctl.runtime.services.settings import Settings
 from groundctl.runtime.services.zones import ZoneService
 from groundctl.runtime.store import Store, database_url
@@ -48,6 +50,7 @@ class Service:
                                         self.deliveries, self.live)
         self.handoff = HandoffService(settings, self.store, self.fleet, self.airspace, self.zones, self.deliveries)
         self.reports = ReportService(settings, self.store, self.fleet, self.airspace, self.live)
+        self.restrictions = RestrictionService(settings, self.store, self.airspace, self.deliveries)
         self.airspace.seed()
         self.fleet.seed()
 

@@ -73,7 +73,7 @@ class ZoneService:
             for hub in fleet.hubs:
                 try:
                     plan = build_plan(airspace, fleet, hub.name, zone, parcel, airframe_name=frames[hub.name].name,
-                                      planner=self.airspace.planner(version, hub))
+                                      planner=self.airspace.planner(version, hub, temporary=False))
                 except NoRouteError as e:
                     reach[hub.name] = {"ok": False, "reason": e.reason}
                     reasons.append(f"hub {hub.name!r}: {e.reason}")
