@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -229,6 +229,16 @@ def retry(store: Store, now: datetime, *, message_id: int | None = None, endpoin
             state="pending", attempts=0, next_attempt_at=now, dead_at=None)).rowcount or 0
 
 
+def prune_sent(store: Store, before: datetime, limit: int = 5000) -> int:
+    """Forget messages sent before `before` (the delivery's own events stay); dead letters are kept."""
+    with store.session() as s:
+        ids = list(s.scalars(select(OutboxMessage.id).where(OutboxMessage.state == "sent",
+                                                            OutboxMessage.sent_at < before).limit(limit)))
+        if ids:
+            s.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+        return len(ids)
+
+
 def state_of(store: Store, message_id: int) -> str | None:
     with store.session() as s:
         m = s.get(OutboxMessage, message_id)
@@ -243,4 +253,4 @@ def counts(store: Store) -> dict:
 
 
 __all__ = ["enqueue_for_event", "enqueue_stale_zones", "claim_due", "record_attempt", "list_messages", "retry",
-           "state_of", "counts", "view"]
+           "state_of", "prune_sent", "counts", "view"]

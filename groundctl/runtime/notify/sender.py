@@ -115,6 +115,7 @@ class Sender:
             self._last_scan = time.monotonic()
             await asyncio.to_thread(outbox.enqueue_stale_zones, self.store, self.now(),
                                     timedelta(days=self.cfg.stale_warn_days))
+            await asyncio.to_thread(outbox.prune_sent, self.store, self.now() - timedelta(days=self.cfg.keep_sent_days))
         free = max(0, self.cfg.concurrency - len(self.busy))
         if free == 0:
             return 0
@@ -133,7 +134,10 @@ class Sender:
         try:
             async with self._sem:
                 try:
-                    if m["channel"] == "email":
+                    if m["channel"] == "email" and not self.cfg.smtp_host:
+                        # nothing to retry until an operator configures a server (and retries the dead letters)
+                        error, give_up = "no SMTP server configured (GROUNDCTL_SMTP_HOST)", True
+                    elif m["channel"] == "email":
                         mail = json.loads(m["body"])
                         await asyncio.wait_for(asyncio.to_thread(send_email, self.cfg, m["email_to"], mail["subject"],
                                                                  mail["text"], m["msg_id"]),

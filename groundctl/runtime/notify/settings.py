@@ -26,6 +26,7 @@ class NotifySettings:
     batch: int = 64
     stale_scan_s: float = 600.0
     stale_warn_days: float = 7.0  # tell a recipient this long before their zone goes stale
+    keep_sent_days: float = 30.0  # sent messages are deleted after this; dead letters stay until retried
     arriving_notice_s: float = 120.0  # "arriving" when the live ETA to the zone (vehicle time) falls to this
     # recipients' webhook URLs may not point into the station's own network (SSRF); operators' integrations
     # may (a merchant system on the LAN). Tests on loopback turn this on.
