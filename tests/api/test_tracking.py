@@ -209,3 +209,23 @@ def test_links_expire_days_after_the_delivery_ended(srv, c, clock):
         assert c.get(f"/api/v1/track/{t_live}").json()["delivery"] == live
     finally:
         clock.offset = timedelta()
+
+
+def test_writes_through_a_link_are_rate_limited_per_link(tmp_path):
+    srv = start_server(tmp_path, rate_recipient_writes="3/minute")
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            h = register(c, "ivan")
+            _, a = plan(c, h, name="a")
+            _, b = plan(c, h, FARM_NORTH, name="b")
+            ta, tb = token_of(link_of(srv, c, a, h)), token_of(link_of(srv, c, b, h))
+            for i in range(3):
+                assert c.patch(f"/api/v1/track/{ta}", json={"instructions": f"try {i}"}).status_code == 200
+            r = c.patch(f"/api/v1/track/{ta}", json={"instructions": "one too many"})
+            assert_problem(r, 429)
+            assert int(r.headers["retry-after"]) >= 1
+            # the budget is the link's: another link, and reading, go on
+            assert c.patch(f"/api/v1/track/{tb}", json={"instructions": "fine"}).status_code == 200
+            assert c.get(f"/api/v1/track/{ta}").json()["instructions"] == "try 2"
+    finally:
+        srv.stop()

@@ -8,10 +8,11 @@ and never leak it through a Referer; the access log redacts it (secrecy.py).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path as FsPath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
@@ -56,6 +57,18 @@ class ConfirmIn(_In):
     message: str = Field(default="", max_length=MESSAGE_MAX)
 
 
+async def link_writes(request: Request, token: Token) -> None:
+    """Writes through a link count against the same budget as a recipient token's (per link, by hash): a
+    leaked link must not become a way to re-plan deliveries or append events without end."""
+    lim = getattr(request.app.state, "limits", None)
+    if lim is not None and lim.recipient_writes:
+        identity = "link:" + hashlib.sha256(token.encode()).hexdigest()[:32]  # never the token itself
+        await lim.limiter.hit("recipient_writes", "writes per tracking link", lim.recipient_writes, identity)
+
+
+LinkWrites = Depends(link_writes)
+
+
 def change_args(body: ChangeIn) -> dict:
     return {"zone_id": body.zone_id, "instructions": body.instructions,
             "set_instructions": "instructions" in body.model_fields_set}
@@ -76,8 +89,9 @@ async def track(token: Token, svc: ServiceDep) -> dict:
     return await run_in_threadpool(handoff(svc).track, token)
 
 
-@router.patch("/api/v1/track/{token}", summary="Before dispatch: other drop instructions or another of the "
-                                               "recipient's zones (planned and checked again); 409 after dispatch")
+@router.patch("/api/v1/track/{token}", dependencies=[LinkWrites],
+              summary="Before dispatch: other drop instructions or another of the recipient's zones (planned and "
+                      "checked again); 409 after dispatch")
 async def change(token: Token, body: ChangeIn, svc: ServiceDep) -> dict:
     h = handoff(svc)
     did = await run_in_threadpool(h.delivery_for_token, token)
@@ -85,7 +99,7 @@ async def change(token: Token, body: ChangeIn, svc: ServiceDep) -> dict:
     return await run_in_threadpool(h.track, token)
 
 
-@router.post("/api/v1/track/{token}/confirmation", status_code=201,
+@router.post("/api/v1/track/{token}/confirmation", status_code=201, dependencies=[LinkWrites],
              summary="After the drop: confirm receipt or report a problem (once)")
 async def confirm(token: Token, body: ConfirmIn, svc: ServiceDep) -> dict:
     h = handoff(svc)
