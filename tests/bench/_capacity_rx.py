@@ -11,7 +11,7 @@ measures `window_s` and prints one JSON line. Variants:
 - fastframe: the same asyncio datagram endpoints (one callback per datagram) with protocol.fastframe
   instead of pymavlink: the decoding change alone.
 - fleet: runtime.fleet.FleetMonitor (socket drained per wake-up + fastframe), same state + monitor.
-- fleet_uvloop: the same on uvloop's event loop.
+- fastframe_uvloop, fleet_uvloop: the same on uvloop's event loop.
 """
 
 from __future__ import annotations
@@ -312,7 +312,8 @@ def main() -> None:
         res = run_pymavlink(cfg)
     else:
         _SPEC = _flight_spec()
-        fn = {"today": run_today, "fastframe": run_fastframe, "fleet": run_fleet, "fleet_uvloop": run_fleet}[v]
+        fn = {"today": run_today, "fastframe": run_fastframe, "fastframe_uvloop": run_fastframe, "fleet": run_fleet,
+              "fleet_uvloop": run_fleet}[v]
         if v.endswith("uvloop"):
             import uvloop
 

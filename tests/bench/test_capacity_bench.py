@@ -19,7 +19,7 @@ GROUNDCTL_CAP_VARIANTS, GROUNDCTL_CAP_COMPARE_MIXES (today6x10: every variant ag
 GROUNDCTL_CAP_MIX_N=1000), GROUNDCTL_CAP_MIXES (all10,monitor: groundctl as it was and fleet_uvloop
 at MIX_N), GROUNDCTL_CAP_WINDOW_S (6), GROUNDCTL_CAP_PER_MESSAGE_VARIANTS (fastframe,fleet: again at
 MIX_N with one message per datagram instead of a vehicle's tick per datagram), GROUNDCTL_CAP_PROFILE
-(a directory: cProfile dumps of the receivers).
+(a directory: cProfile dumps of the receivers), GROUNDCTL_CAP_REPEATS (1: runs of the ladder per N).
 Figures: /tmp/groundctl_capacity_bench.json, rewritten after every row.
 """
 
@@ -45,12 +45,14 @@ OUT = Path("/tmp/groundctl_capacity_bench.json")
 PER_LINK = 250
 PER_GEN = 1000  # vehicles per generator process
 LADDER = [int(x) for x in os.environ.get("GROUNDCTL_CAP_LADDER", "250,1000,2500").split(",")]
-VARIANTS = os.environ.get("GROUNDCTL_CAP_VARIANTS", "pymavlink,today,fastframe,fleet,fleet_uvloop").split(",")
+VARIANTS = os.environ.get("GROUNDCTL_CAP_VARIANTS",
+                          "pymavlink,today,fastframe,fastframe_uvloop,fleet,fleet_uvloop").split(",")
 # at MIX_N: every variant on these mixes, and the old and the new receiver on those
 COMPARE_MIXES = [m for m in os.environ.get("GROUNDCTL_CAP_COMPARE_MIXES", "today6x10").split(",") if m]
 MIXES = [m for m in os.environ.get("GROUNDCTL_CAP_MIXES", "all10,monitor").split(",") if m]
 MIX_N = int(os.environ.get("GROUNDCTL_CAP_MIX_N", "1000"))
 MIX_VARIANTS = ("today", "fleet_uvloop")
+REPEATS = int(os.environ.get("GROUNDCTL_CAP_REPEATS", "1"))
 WARMUP_S = 3.0
 WINDOW_S = float(os.environ.get("GROUNDCTL_CAP_WINDOW_S", "6"))
 # one message per datagram (as a router forwarding each message would send them): where draining counts
@@ -189,8 +191,9 @@ def test_fleet_capacity():
 
     print("\n" + "  ".join(HEAD))
     for n in LADDER:
-        for v in VARIANTS:
-            run(v, n, HEADLINE_MIX)
+        for _ in range(REPEATS):  # interleaved, so a burst of other load falls on every variant alike
+            for v in VARIANTS:
+                run(v, n, HEADLINE_MIX)
     for mix in COMPARE_MIXES:
         for v in VARIANTS:
             run(v, MIX_N, mix)
@@ -212,7 +215,7 @@ def test_fleet_capacity():
             mine = [r for r in rows if r["variant"] == v and r["mix"] == mix and not r["per_message"]]
             if mine and f"{v} {mix}" not in summary:
                 summary[f"{v} {mix}"] = {
-                    "variant": v, "mix": mix, "n": [r["n"] for r in mine],
+                    "variant": v, "mix": mix, "n": sorted({r["n"] for r in mine}), "runs": len(mine),
                     "us_per_msg_median": statistics.median(r["us_per_msg"] for r in mine),
                     "projected_vehicles_per_core_median": statistics.median(
                         r["projected_vehicles_per_core"] for r in mine),
@@ -232,3 +235,74 @@ def test_fleet_capacity():
     print(f"figures written to {OUT}")
     # a report, not a timed assertion: only that every receiver measured something
     assert all(r["recv_msg_s"] > 0 for r in rows), "a receiver received nothing"
+
+
+def test_decode_path_cpu():
+    """The per-message work without sockets or an event loop, replayed from memory and timed by process CPU
+    (best of 5), so the split between decoding, vehicle state and monitor holds on a busy machine too."""
+    import datetime
+    import timeit
+
+    from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+    from groundctl.protocol import FlightMonitor, VehicleState
+    from groundctl.protocol.fastframe import FrameParser
+    from tests.bench._capacity_rx import _flight_spec
+    from tests.bench._fleetgen import CYCLE, build
+
+    spec = _flight_spec()
+    out: dict = {}
+    rows = []
+    for mix in (HEADLINE_MIX, "all10"):
+        table = build(mix, 50, False)
+        dgrams = [d for tick in range(CYCLE) for ticks in table for d in ticks[tick]]
+        frames = sum(len(mavlink.MAVLink(None).parse_buffer(d) or []) for d in dgrams)
+        anchor = (0.0, datetime.datetime.now(datetime.timezone.utc))
+
+        def monitors():
+            states = {s: VehicleState(s, 1) for s in range(1, 51)}
+            return {s: (st.update, FlightMonitor(spec, st, clock_anchor=anchor).observe) for s, st in states.items()}
+
+        def pym_decode():
+            p = mavlink.MAVLink(None)
+            p.robust_parsing = True
+            for d in dgrams:
+                p.parse_buffer(d)
+
+        def pym_full():
+            p = mavlink.MAVLink(None)
+            p.robust_parsing = True
+            vs = monitors()
+            for i, d in enumerate(dgrams):
+                for m in p.parse_buffer(d) or ():
+                    upd, obs = vs[m.get_srcSystem()]
+                    obs(m, upd(m, i * 0.002), i * 0.002)
+
+        def fast_decode():
+            p = FrameParser()
+            for d in dgrams:
+                p.parse(d)
+
+        def fast_full():
+            p = FrameParser()
+            vs = monitors()
+            for i, d in enumerate(dgrams):
+                for m in p.parse(d):
+                    upd, obs = vs[m[1]]
+                    obs(m, upd(m, i * 0.002), i * 0.002)
+
+        res = {}
+        for name, fn in (("pymavlink decode", pym_decode), ("pymavlink + state + monitor (today)", pym_full),
+                         ("fastframe decode", fast_decode), ("fastframe + state + monitor", fast_full)):
+            best = min(timeit.Timer(fn, timer=time.process_time).repeat(5, 1))
+            res[name] = 1e6 * best / frames
+        out[mix] = res
+        for name, us in res.items():
+            rows.append([mix, name, f"{us:.2f}", f"{res[name] / res['pymavlink decode']:.2f}",
+                         f"{1e6 / (us * MIXES_RATE[mix]):.0f}"])
+    print(_table("Per-message CPU without sockets (replayed datagrams of 50 vehicles, 2 s; process CPU, best of 5)",
+                 ["mix", "path", "us/msg", "ratio to pymavlink decode", "veh/core (this part only)"], rows))
+    data = json.loads(OUT.read_text()) if OUT.exists() else {}
+    data["decode_path_us_per_msg"] = out
+    OUT.write_text(json.dumps(data, indent=2))
+    assert all(v > 0 for r in out.values() for v in r.values())
