@@ -17,7 +17,8 @@ from shapely.geometry import LineString, Point, mapping
 from groundctl.core import mavcmd as C
 from groundctl.core.mission import MissionItem
 from groundctl.core.planfiles_fence import canonical_fence, fence_groups
-from groundctl.core.planfiles_qgc import FIRMWARE_ARDUPILOT, VEHICLE_QUADROTOR, PlanLists, from_qgc_plan, read_qgc, to_qgc_plan
+from groundctl.core.planfiles_qgc import (FIRMWARE_ARDUPILOT, VEHICLE_QUADROTOR, PlanLists, from_qgc_plan,
+                                          mission_frame_as_amsl, read_qgc, to_qgc_plan)
 from groundctl.core.planfiles_wpl import from_wpl, to_wpl, to_wpl_fence, to_wpl_rally, wpl_kind
 from groundctl.errors import InputError
 
@@ -82,7 +83,9 @@ def read_plan(text: str, name: str, *, terrain: str = "refuse") -> PlanLists:
     try:
         if text.lstrip().startswith("QGC WPL"):
             kind, items = wpl_kind(from_wpl(text))
-            lists = PlanLists(items if kind == C.MISSION_TYPE_MISSION else [], kinds=(kind,))
+            lists = PlanLists([], kinds=(kind,))
+            if kind == C.MISSION_TYPE_MISSION:
+                lists.mission = mission_frame_as_amsl(items, lists.warnings)
             if kind == C.MISSION_TYPE_FENCE:
                 lists.fence = items
             elif kind == C.MISSION_TYPE_RALLY:

@@ -62,7 +62,18 @@ class PlanLists:
 
 def has_altitude(item: MissionItem) -> bool:
     """True when the item carries a position with an altitude (what QGC calls specifiesAltitude)."""
-    return item.command in LOCATION_COMMANDS and item.frame in _GLOBAL_FRAMES
+    return item.command in LOCATION_COMMANDS and (item.frame in _GLOBAL_FRAMES or item.frame == C.FRAME_MISSION)
+
+
+def mission_frame_as_amsl(items: list[MissionItem], warnings: list[str]) -> list[MissionItem]:
+    """AP_Mission::mavlink_int_to_mission_cmd reads MAV_FRAME_MISSION on a position as AMSL (frame 0),
+    and the read-back says 0: say so now rather than fail the verification later."""
+    out = [it.with_(frame=C.FRAME_GLOBAL) if seq and it.command in LOCATION_COMMANDS and it.frame == C.FRAME_MISSION
+           else it for seq, it in enumerate(items)]
+    if out != items:
+        warnings.append("items with a position in frame 2 (MAV_FRAME_MISSION) sent in frame 0 (AMSL), "
+                        "which is how ArduPilot reads them")
+    return out
 
 
 def _num(v: float) -> float | None:
@@ -79,6 +90,8 @@ def to_qgc_plan(mission: list[MissionItem], fence: list[MissionItem], rally: lis
     for seq, it in enumerate(mission[1:], start=1):
         alt_item = has_altitude(it)
         frame = C.FRAME_MEANING.get(it.frame, it.frame) if alt_item else C.FRAME_MISSION
+        if alt_item and frame == C.FRAME_MISSION:
+            frame = C.FRAME_GLOBAL  # what ArduPilot makes of it (see mission_frame_as_amsl)
         lat, lon = it.lat, it.lon
         if it.command == C.NAV_TAKEOFF and lat == 0 and lon == 0:
             # copter takes off where it stands (ModeAuto::takeoff_start ignores lat/lon); QGC draws
@@ -204,12 +217,6 @@ def _mission_item(it: Any, path: str, terrain: str, notes: set[str], warnings: l
                         f"{above} m in the terrain frame (10): ArduPilot then follows its own terrain data "
                         f"along the leg (needs TERRAIN_ENABLE=1 and terrain data, or a rangefinder)")
         frame, vals[6] = C.FRAME_GLOBAL_TERRAIN_ALT, float(above)
-    if command in LOCATION_COMMANDS and frame == C.FRAME_MISSION:
-        # AP_Mission::mavlink_int_to_mission_cmd reads MAV_FRAME_MISSION on a position as AMSL (frame 0),
-        # and the read-back says 0: say so now rather than fail the verification later
-        notes.add("items with a position in frame 2 (MAV_FRAME_MISSION) sent in frame 0 (AMSL), "
-                  "which is how ArduPilot reads them")
-        frame = C.FRAME_GLOBAL
     if command not in LOCATION_COMMANDS:
         # an item with no position: QGC writes zeros there; a null would not fit MISSION_ITEM_INT's int32
         vals[4:7] = [0.0 if not math.isfinite(v) else v for v in vals[4:7]]
@@ -267,6 +274,7 @@ def _read_mission(m: dict, path: str, terrain: str, warnings: list[str]) -> list
                                  field=f"{_where(path, 'items')}[{seq - 1}].params[0]")
             mission[seq] = it.with_(param1=float(jump_ids.get(target, target)))
     warnings.extend(sorted(notes))
+    mission = mission_frame_as_amsl(mission, warnings)
     _check_firmware(m, mission, warnings)
     return mission
 

@@ -251,3 +251,11 @@ def test_bad_plans_refused_naming_the_field(change, field, needle):
     with pytest.raises(InputError) as ei:
         read_plan(json.dumps(doc), "bad.plan")
     assert ei.value.field == (f"bad.plan: {field}" if field else "bad.plan") and needle in ei.value.reason
+
+
+def test_waypoints_position_in_frame_2_sent_as_ardupilot_reads_it():
+    text = ("QGC WPL 110\n0\t1\t0\t16\t0\t0\t0\t0\t47.66\t-122.1\t5.0\t1\n"
+            "1\t0\t2\t22\t0\t0\t0\t0\t0\t0\t50.0\t1\n2\t0\t2\t178\t1\t10\t-1\t0\t0\t0\t0\t1\n")
+    p = read_plan(text, "f2.waypoints")
+    assert [(it.command, it.frame) for it in p.mission[1:]] == [(C.NAV_TAKEOFF, 0), (C.DO_CHANGE_SPEED, 2)]
+    assert any("frame 2 (MAV_FRAME_MISSION)" in w for w in p.warnings)
