@@ -229,3 +229,23 @@ def test_bad_rate_setting_fails_at_start_naming_it(tmp_path):
         create_app(settings_with(tmp_path, rate_registrations="lots"))
     with pytest.raises(ValueError, match="trusted_proxies"):
         create_app(settings_with(tmp_path, trusted_proxies=("the proxy",)))
+
+
+def test_guessing_keys_and_tokens_is_limited_per_address(tmp_path):
+    s = start(tmp_path, rate_failed_credentials="3/minute", trusted_proxies=("127.0.0.1",))
+    try:
+        with httpx.Client(base_url=s.url, timeout=30) as c:
+            guesser, other = {"X-Forwarded-For": "198.51.100.66"}, {"X-Forwarded-For": "198.51.100.67"}
+            for _ in range(5):  # no credentials at all: told so, never counted
+                assert_problem(c.get("/api/v1/kpis", headers=guesser), 401)
+            assert_problem(c.get("/api/v1/kpis", headers={**guesser, "X-API-Key": "guess-1"}), 401)
+            assert_problem(c.get("/api/v1/me", headers={**guesser, "Authorization": "Bearer gct_guess"}), 401)
+            assert ws_status(s.url, {**guesser, "X-API-Key": "guess-2"}) == 403
+            # over the limit: refused before any key is looked at, the right one included
+            body = assert_problem(c.get("/api/v1/kpis", headers={**guesser, **OP}), 429)
+            assert body["limit"]["name"] == "failed_credentials" and int(body["retry_after_s"]) >= 1
+            assert ws_status(s.url, {**guesser, **OP}) == 403
+            # another address is not held up by the guesser
+            assert c.get("/api/v1/kpis", headers={**other, **OP}).status_code == 200
+    finally:
+        s.stop()

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 from starlette.concurrency import run_in_threadpool
 
 from groundctl.runtime.services import Service
@@ -22,7 +23,7 @@ def service(request: Request) -> Service:
     return request.app.state.service
 
 
-def key_ok(request: Request, key: str | None) -> bool:
+def key_ok(request: HTTPConnection, key: str | None) -> bool:
     if not key:
         return False
     # compare against every key in constant time so timing does not reveal a near miss
@@ -33,17 +34,33 @@ def _unauthorized(what: str) -> HTTPException:
     return HTTPException(401, detail=f"missing or invalid {what}", headers={"WWW-Authenticate": "Bearer"})
 
 
+async def check_key(conn: HTTPConnection, key: str | None) -> bool:
+    """key_ok, counting wrong keys per client address (limits.Limits.credentials_*: 429 once over)."""
+    limits = conn.app.state.limits
+    if key:
+        await limits.credentials_allowed(conn)
+    ok = key_ok(conn, key)
+    if key and not ok:
+        await limits.credentials_failed(conn)
+    return ok
+
+
 async def operator(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> bool:
-    if not key_ok(request, key):
+    if not await check_key(request, key):
         raise _unauthorized("operator API key (X-API-Key)")
     return True
 
 
 async def recipient(request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> dict:
-    if cred is None or not cred.credentials or len(cred.credentials) > 200:
+    if cred is None or not cred.credentials:
         raise _unauthorized("recipient token (Authorization: Bearer ...)")
-    r = await run_in_threadpool(service(request).recipients.for_token, cred.credentials)
+    limits = request.app.state.limits
+    await limits.credentials_allowed(request)
+    r = None
+    if len(cred.credentials) <= 200:
+        r = await run_in_threadpool(service(request).recipients.for_token, cred.credentials)
     if r is None:
+        await limits.credentials_failed(request)
         raise _unauthorized("recipient token (Authorization: Bearer ...)")
     return r
 
@@ -57,7 +74,7 @@ class Caller:
 async def caller(request: Request, key: Annotated[str | None, Depends(api_key_header)],
                  cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
     if key is not None:
-        if not key_ok(request, key):
+        if not await check_key(request, key):
             raise _unauthorized("operator API key (X-API-Key)")
         return Caller(True, None)
     r = await recipient(request, cred)

@@ -117,7 +117,24 @@ class Limits:
         self.client_address = ClientAddress(_networks(settings.trusted_proxies))
         self.registrations = parse_rates("rate_registrations", settings.rate_registrations)
         self.recipient_writes = parse_rates("rate_recipient_writes", settings.rate_recipient_writes)
+        self.failed_credentials = parse_rates("rate_failed_credentials", settings.rate_failed_credentials)
         self.limiter = RateLimiter(settings.rate_limit_storage)
+
+    # -- guessing keys and tokens --------------------------------------------------------------------
+    # Only credentials that were presented and wrong count (a client that sends none is told so and is no
+    # guesser); once an address is over the limit even a right key waits, or a guesser would learn from
+    # which answer changes.
+    async def credentials_allowed(self, conn: HTTPConnection) -> None:
+        for item in self.failed_credentials:
+            addr = self.client_address(conn)
+            if not await self.limiter.strategy.test(item, "failed_credentials", addr):
+                reset, _ = await self.limiter.strategy.get_window_stats(item, "failed_credentials", addr)
+                raise RateLimited("failed_credentials", "wrong keys or tokens per client address", item,
+                                  max(1, math.ceil(reset - time.time())))
+
+    async def credentials_failed(self, conn: HTTPConnection) -> None:
+        for item in self.failed_credentials:
+            await self.limiter.strategy.hit(item, "failed_credentials", self.client_address(conn))
 
     async def registration(self, conn: HTTPConnection) -> None:
         if self.registrations:

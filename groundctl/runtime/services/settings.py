@@ -38,6 +38,7 @@ class Settings:
     # process unless rate_limit_storage names a shared store ("async+redis://..."); quotas are exact.
     rate_registrations: str = "30/minute;300/day"  # POST /recipients per client address
     rate_recipient_writes: str = "120/minute;5000/day"  # writes per recipient token
+    rate_failed_credentials: str = "60/minute;1000/day"  # wrong operator keys / recipient tokens per address
     rate_limit_storage: str = "async+memory://"
     # proxies whose X-Forwarded-For names the client (addresses or networks); none by default: the TCP
     # peer is the client, whatever the request says
@@ -63,6 +64,7 @@ class Settings:
         s.allowed_origins = tuple(o.strip() for o in env("GROUNDCTL_ALLOWED_ORIGINS", "").split(",") if o.strip())
         s.rate_registrations = env("GROUNDCTL_RATE_REGISTRATIONS", s.rate_registrations)
         s.rate_recipient_writes = env("GROUNDCTL_RATE_RECIPIENT_WRITES", s.rate_recipient_writes)
+        s.rate_failed_credentials = env("GROUNDCTL_RATE_FAILED_CREDENTIALS", s.rate_failed_credentials)
         s.rate_limit_storage = env("GROUNDCTL_RATE_LIMIT_STORAGE", s.rate_limit_storage)
         if env("GROUNDCTL_MAX_ZONES_PER_RECIPIENT"):
             s.max_zones_per_recipient = int(env("GROUNDCTL_MAX_ZONES_PER_RECIPIENT"))

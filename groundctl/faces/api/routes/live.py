@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisc
 from starlette.concurrency import run_in_threadpool
 
 from groundctl.faces.api.deps import Operator, ServiceDep, api_key_header, key_ok, operator
+from groundctl.faces.api.limits import RateLimited
 
 router = APIRouter(prefix="/api/v1", tags=["operators"])
 
@@ -45,7 +46,7 @@ async def map_data(request: Request, svc: ServiceDep,
     return out
 
 
-PUBLIC_MAP = ("airspace", "airspace_version", "hubs")
+PUBLIC_MAP = ("airspace", "airspace_version", "hubs", "restrictions")  # restrictions are public, as NOTAMs are
 KEY_PROTOCOL = "groundctl.key."
 
 
@@ -75,8 +76,17 @@ async def live_ws(ws: WebSocket) -> None:
         await ws.close(code=1008, reason="origin not allowed")
         return
     offered = [p for p in ws.scope.get("subprotocols", []) if p.startswith(KEY_PROTOCOL)]
-    candidates = [p[len(KEY_PROTOCOL):] for p in offered] + [ws.headers.get("x-api-key")]
-    if not any(key_ok(ws, k) for k in candidates if k):
+    candidates = [k for k in [p[len(KEY_PROTOCOL):] for p in offered] + [ws.headers.get("x-api-key")] if k]
+    limits = ws.app.state.limits
+    try:
+        if candidates:
+            await limits.credentials_allowed(ws)
+    except RateLimited:
+        await ws.close(code=1008, reason="too many wrong keys from this address; try later")
+        return
+    if not any(key_ok(ws, k) for k in candidates):
+        if candidates:
+            await limits.credentials_failed(ws)
         await ws.close(code=1008, reason="missing or invalid operator key")
         return
     hub = ws.app.state.service.live
