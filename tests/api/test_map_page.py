@@ -35,10 +35,10 @@ def screenshot(url: str, out, tmp_path, size=(1000, 800)) -> np.ndarray:
     return np.asarray(Image.open(out).convert("RGB")).astype(int)
 
 
-def count(img: np.ndarray, rgb, tol=6) -> int:
+def count(img: np.ndarray, rgb, tol=6, panel=(210, 210)) -> int:
     """Pixels of a colour on the map itself: the legend panel in the top-left corner has a swatch of each."""
     hit = np.abs(img - np.array(rgb)).max(axis=2) <= tol
-    hit[:210, :210] = False
+    hit[:panel[0], :panel[1]] = False
     return int(hit.sum())
 
 
@@ -76,3 +76,47 @@ def test_map_draws_live_vehicles(server, tmp_path):
         assert count(img, VEHICLE_RGB) > 2 * 60, "vehicles not drawn"
     finally:
         server.service.live.vehicles.clear()
+
+
+RESTRICTION_RGB = (0xF2, 0xC9, 0x4C)  # COLORS.restriction in map.js
+INTENT_RGB = (0x1B, 0x7F, 0xC4)
+LEGEND = (285, 300)  # the whole legend panel: its swatch of the intent colour is not an intent
+
+
+def test_map_shows_restrictions_to_everyone_and_intents_to_operators(server, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from groundctl.core.intents import build_intent, shape_of
+    from groundctl.runtime import intents
+
+    now = datetime.now(timezone.utc)
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.post("/api/v1/restrictions", headers=OP, json={
+            "type": "Feature", "geometry": {"type": "Point", "coordinates": [149.178, -35.372]},
+            "properties": {"name": "event", "radius_m": 250, "start": now.isoformat(),
+                           "end": (now + timedelta(hours=1)).isoformat()}})
+        assert r.status_code == 201, r.text
+        rid = r.json()["properties"]["id"]
+        h = register(c, "intent")
+        z = c.post("/api/v1/zones", json=zone_body(CLINIC_EAST, name="clinic"), headers=h).json()
+        d = c.post("/api/v1/deliveries", json={"zone_id": z["id"], "parcel": {"mass_kg": 1}}, headers=OP).json()
+    svc = server.service
+    from groundctl.runtime.store import Delivery
+    with svc.store.session() as s:
+        plan = svc.deliveries.plan_for(s.get(Delivery, d["id"]))
+    frame = svc.airspace.current()[1].frame
+    # the intent a dispatch would record, put in place directly: this test is about drawing it
+    with svc.store.session() as s:
+        intents.put(s, d["id"], build_intent(str(d["id"]), shape_of(plan, frame), now.timestamp()), frame)
+    try:
+        public = screenshot(f"{server.url}/", tmp_path / "public-r.png", tmp_path)
+        assert count(public, RESTRICTION_RGB) > 300, "restriction not drawn on the public map"
+        assert count(public, INTENT_RGB, tol=12, panel=LEGEND) == 0, "intents are for operators"
+        op = screenshot(f"{server.url}/#key={OP_KEY}", tmp_path / "op-r.png", tmp_path)
+        assert count(op, RESTRICTION_RGB) > 300
+        assert count(op, INTENT_RGB, tol=12, panel=LEGEND) > 300, "the flight's intent not drawn"
+    finally:
+        with svc.store.session() as s:
+            intents.progress(s, d["id"], frame, now.timestamp(), None, ended=True)
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            c.delete(f"/api/v1/restrictions/{rid}", headers=OP)

@@ -7,6 +7,7 @@
   const COLORS = {
     bg: "#f4f1ea", area: "#dce8f5", areaEdge: "#3a6ea5", nofly: "#e8a29e", noflyEdge: "#c0392b",
     zone: "#22b14c", zoneEdge: "#14692d", hub: "#1f4e99", route: "#7b3fa0", vehicle: "#ff7f0e", text: "#222",
+    restriction: "#f2c94c", restrictionEdge: "#9a6b00", intent: "#1b7fc4",
   };
   const canvas = document.getElementById("map");
   const ctx = canvas.getContext("2d");
@@ -109,6 +110,26 @@
       ctx.globalAlpha = 1;
       if (nofly) { const c = centre(g); label(p.name, ...view.px(c[0], c[1])); }
     }
+    // temporary restrictions: solid while in force, hatched outline while upcoming, with their window
+    for (const r of data.restrictions || []) {
+      pathOf(r.geometry);
+      ctx.fillStyle = COLORS.restriction; ctx.strokeStyle = COLORS.restrictionEdge; ctx.lineWidth = 2;
+      ctx.globalAlpha = r.in_force ? 1 : 0.4;
+      ctx.setLineDash(r.in_force ? [] : [4, 3]);
+      ctx.fill("evenodd"); ctx.stroke();
+      ctx.globalAlpha = 1; ctx.setLineDash([]);
+      const c = centre(r.geometry);
+      label(`${r.name} ${hm(r.start)}-${hm(r.end)}`, ...view.px(c[0], c[1]));
+    }
+    // operational intents of flights in the air: the corridors of sky each still holds
+    ctx.strokeStyle = COLORS.intent; ctx.lineWidth = 1.5;
+    for (const it of data.intents || []) {
+      for (const v of it.volumes) {
+        ctx.beginPath();
+        v.outline.forEach(([lon, lat], i) => { const [x, y] = view.px(lon, lat); i ? ctx.lineTo(x, y) : ctx.moveTo(x, y); });
+        ctx.closePath(); ctx.stroke();
+      }
+    }
     ctx.setLineDash([6, 4]); ctx.strokeStyle = COLORS.route; ctx.lineWidth = 2;
     for (const r of data.routes || []) {
       ctx.beginPath();
@@ -148,6 +169,7 @@
     return v.eta_s != null ? " home in " + Math.round(v.eta_s) + "s" : "";
   }
 
+  function hm(iso) { const d = new Date(iso); return d.toISOString().slice(11, 16) + "Z"; }
   function fmt(v, unit) { return v == null ? "" : (Math.round(v * 10) / 10) + unit; }
 
   function centre(g) {

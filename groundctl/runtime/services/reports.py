@@ -7,6 +7,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from groundctl.core.intents import intent_to_json
+from groundctl.runtime import intents
+from groundctl.runtime import restrictions as rs
 from groundctl.runtime.kpis import kpis
 from groundctl.runtime.live import LiveHub
 from groundctl.runtime.services.airspace import AirspaceService
@@ -32,9 +35,23 @@ class ReportService:
     def map_data(self, operator: bool) -> dict:
         version, airspace = self.airspace.current()
         fleet = self.fleet.current()
+        now = self.settings.clock()
+        frame = airspace.frame
+        restrictions = []
+        with self.store.session() as s:
+            rows = s.scalars(select(rs.RestrictionRow).where(rs.RestrictionRow.lifted_at.is_(None),
+                                                             rs.RestrictionRow.end > now).order_by(rs.RestrictionRow.id))
+            for row in rows:
+                r = rs.to_restriction(row)
+                restrictions.append({"id": row.id, "name": r.zone.name, "start": r.start.isoformat(),
+                                     "end": r.end.isoformat(), "in_force": r.start <= now,
+                                     "floor_m": r.zone.floor_m, "ceiling_m": r.zone.ceiling_m
+                                     if r.zone.ceiling_m != float("inf") else None, "altitude_ref": r.zone.altitude_ref,
+                                     "geometry": r.geometry_ll(frame).__geo_interface__})
+        # restrictions are public like the airspace: a recipient may see why a route bends
         out: dict[str, Any] = {"airspace": airspace.to_geojson(), "airspace_version": version,
                                "hubs": [h.model_dump(mode="json") for h in fleet.hubs], "zones": [], "routes": [],
-                               "vehicles": []}
+                               "vehicles": [], "restrictions": restrictions, "intents": []}
         if operator:
             # vehicles, zones and routes say where people live and where parcels go: operators only
             out["vehicles"] = list(self.live.vehicles.values())
@@ -46,4 +63,7 @@ class ReportService:
                                  .order_by(Delivery.id.desc()).limit(200))
                 out["routes"] = [{"delivery": d.id, "state": d.state, "vehicle": d.vehicle, "points": d.route}
                                  for d in rows if d.route]
+                # the sky each flight in the air (or about to leave) still holds, shrunk to what is left of it
+                index = intents.active(s, frame, now.timestamp())
+                out["intents"] = [intent_to_json(it, frame) for it in index.intents.values()]
         return out
