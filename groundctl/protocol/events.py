@@ -16,6 +16,8 @@ EVENT_KINDS = (
     "reserve_used", "failsafe", "mode_change", "gps_loss", "return_route", "crashed", "lost",
     # attended drop (protocol/attended.py)
     "holding_for_recipient", "cleared_to_drop", "recipient_absent",
+    # reroute in flight around a new restriction (runtime/fly.py DeliveryFlight.reroute)
+    "rerouted", "reroute_failed", "holding",
 )
 
 # What a flight ended as. Each is a claim a recipient, a merchant and the KPIs rely on:

@@ -203,6 +203,24 @@ class FlightMonitor(FaultRules, OutcomeRules, AttendedRules):
                               len(m) - 1)
         self._resume(list(seen))
 
+    def replan(self, spec: FlightSpec, from_seq: int) -> None:
+        """The flight was rerouted in the air: the same delivery, a new mission from item `from_seq` on
+        (core.reroute keeps its shape, so the items found by the same rules mean the same things).
+        Flight state is kept; items reached at the old indices from `from_seq` on are forgotten."""
+        self.spec = spec
+        if isinstance(self._reached, set):
+            self._reached = {i for i in self._reached if i < from_seq}
+        m = spec.mission
+        self._takeoff_seq = next((i for i, it in enumerate(m) if it.command == C.NAV_TAKEOFF), 1)
+        self._zone_seq = self._first_at_zone()
+        self._lower_seq = self._find_lower_seq()
+        self._after_seq = spec.drop_seq if m[spec.drop_seq].is_nav else self._next_nav(spec.drop_seq)
+        self._return_seq = self._find_return_seq()
+        self._winch_seq = self._winch_lower_seq()
+        self._rest_m = self._remaining_path()
+        self._land_seq = next((i for i in range(len(m) - 1, 0, -1) if m[i].command in (C.NAV_LAND, C.NAV_RETURN_TO_LAUNCH)),
+                              len(m) - 1)
+
     # -- plan geometry ---------------------------------------------------------------------------
     def _has_pos(self, it: MissionItem) -> bool:
         return it.is_nav and not (it.lat == 0 and it.lon == 0)

@@ -441,6 +441,121 @@ class DeliveryFlight:
         mon.turning_back(None)
         return False
 
+    # -- reroute in flight ---------------------------------------------------------------------------
+    async def reroute(self, plan_fn: Callable[..., Any], *, restriction: str) -> dict:
+        """A new restriction crosses the rest of the route: a new cleared route from where the vehicle is.
+
+        `plan_fn(here_ll, seq, released, home)` returns a core.reroute.Reroute (home=True: straight back
+        to the hub along a cleared route, parcel aboard) or raises NoRouteError. What is safe while
+        flying AUTO, from ArduPilot's source: an upload is applied item by item (MissionItemProtocol::
+        handle_mission_item -> AP_Mission::replace_cmd, no atomic swap), and ModeAuto::run's change
+        detector (AP_Mission_ChangeDetector) restarts the current command from storage as soon as the
+        next items differ, so in AUTO the vehicle can fly a half-written mission. So: GUIDED first (it
+        holds at its stopping point), then the fence (AC_PolyFence_loader::write_fence replaces it whole
+        at the end of the transfer) and the mission, each read back, then DO_SET_MISSION_CURRENT (the
+        mission is stopped outside AUTO: AP_Mission::set_current_cmd only moves the index) and AUTO,
+        which resumes there (MIS_RESTART 0). Any failure: the vehicle returns along a cleared route if
+        one exists (events reroute_failed, rtl), else it stays holding (reroute_failed, holding)."""
+        from groundctl.core.reroute import Reroute  # noqa: PLC0415,F401
+        from groundctl.errors import NoRouteError  # noqa: PLC0415
+
+        async with self._clear_lock:
+            mon, v = self.monitor, self.vehicle
+            if mon is None or v is None or not mon.airborne or mon.phase in ("landed", "landing"):
+                return {"result": "skipped", "reason": "not in the air"}
+            if mon.link_lost:
+                await self._reroute_failed(restriction, "the link to the vehicle is down: cannot upload a new route")
+                return {"result": "failed", "reason": "link down"}
+            s = v.state
+            seq, released = s.mission_seq or 1, mon.released
+            t0 = s.time_boot_ms
+            self._stage(f"REROUTE around restriction {restriction!r}: holding in GUIDED while the route is replaced")
+            try:
+                mon.expect_mode("GUIDED")
+                await v.command(commands.set_mode("GUIDED"), tries=3)
+            except (CommandError, LinkError) as e:
+                await self._reroute_failed(restriction, f"GUIDED refused: {e}")
+                return {"result": "failed", "reason": str(e)}
+            await self._settle(v)
+            here = (s.lon, s.lat)
+            failure = None
+            try:
+                new = await asyncio.to_thread(plan_fn, here, seq, released, False)
+            except GroundctlError as e:
+                new, failure = None, f"no cleared route from here: {e}"
+            if new is not None:
+                t1 = s.time_boot_ms
+                try:
+                    await self._apply_route(v, new)
+                except GroundctlError as e:
+                    failure = f"upload or verify failed: {e}"
+                else:
+                    t2 = s.time_boot_ms
+                    took = (t2 - t0) / 1000.0 if t0 is not None and t2 is not None else None
+                    upload = (t2 - t1) / 1000.0 if t1 is not None and t2 is not None else None
+                    await self._emit(DeliveryEvent(
+                        "rerouted", time=mon.vehicle_time(asyncio.get_running_loop().time()),
+                        message=f"around restriction {restriction!r}: {new.remaining_after_m / 1000:.2f} km to go "
+                                f"(was {new.remaining_before_m / 1000:.2f} km)",
+                        data={"restriction": restriction, "leg": new.leg, "resume_seq": new.resume_seq,
+                              "distance_m": round(new.plan.distance_m, 1), "remaining_m": new.remaining_after_m,
+                              "remaining_before_m": new.remaining_before_m, "extra_m": round(new.extra_m, 1),
+                              "vehicle_s": took, "upload_verify_vehicle_s": upload, "route_out": [list(p) for p in new.plan.route_out.points_ll],
+                              "route_back": [list(p) for p in new.plan.route_back.points_ll]}))
+                    return {"result": "rerouted", "plan": new.plan, "reroute": new}
+            await self._reroute_failed(restriction, failure or "unknown")
+            home = None
+            if not released:
+                try:
+                    home = await asyncio.to_thread(plan_fn, here, seq, released, True)
+                except (GroundctlError, NoRouteError) as e:
+                    log.info("no cleared route home: %s", e)
+            if home is not None:
+                try:
+                    mon.turning_back(home.resume_seq)
+                    await self._apply_route(v, home)
+                    await self._emit(DeliveryEvent("rtl", message="home with the parcel along a cleared route",
+                                                   data={"restriction": restriction, "remaining_m": home.remaining_after_m,
+                                                         "route_back": [list(p) for p in home.plan.route_back.points_ll]}))
+                    return {"result": "rtl", "plan": home.plan, "reroute": home}
+                except GroundctlError as e:
+                    mon.turning_back(None)
+                    log.warning("return along a cleared route failed: %s", e)
+            await self._emit(DeliveryEvent("holding", message=f"holding in {v.state.mode or 'GUIDED'} where it is: "
+                                                              "no cleared route; the operator decides",
+                                           data={"restriction": restriction}))
+            return {"result": "holding", "reason": failure}
+
+    async def _reroute_failed(self, restriction: str, why: str) -> None:
+        self._stage(f"reroute failed: {why}")
+        await self._emit(DeliveryEvent("reroute_failed", message=why, data={"restriction": restriction}))
+
+    async def _settle(self, v: Vehicle, timeout_s: float = 10.0) -> None:
+        """Wait for GUIDED to bring the vehicle to a stop: the new route starts where it then is."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        await asyncio.sleep(0.2)
+        while loop.time() < end and (v.state.groundspeed_mps or 0.0) > 0.7:
+            await asyncio.sleep(0.1)
+
+    async def _apply_route(self, v: Vehicle, new: Any) -> None:
+        """Fence, then mission, each read back; then the mission's current item, then AUTO."""
+        plan = new.plan
+        self._stage(f"uploading the new fence ({len(plan.fence)} items) and reading it back")
+        await v.upload_verified(C.MISSION_TYPE_FENCE, plan.fence)
+        self._stage(f"uploading the new mission ({len(plan.mission)} items) and reading it back")
+        await v.upload_verified(C.MISSION_TYPE_MISSION, plan.mission)
+        self.plan = plan
+        import dataclasses  # noqa: PLC0415
+
+        spec = dataclasses.replace(self.monitor.spec, mission=list(plan.mission), drop_seq=plan.drop_seq,
+                                   hold=plan.hold, breach_depth_m=fence_depth(plan))
+        self.monitor.replan(spec, new.resume_seq)
+        self.energy_log._land_seq = max((i for i, it in enumerate(plan.mission) if it.command == C.NAV_LAND), default=None)
+        await v.command(Command(mavlink.MAV_CMD_DO_SET_MISSION_CURRENT, (float(new.resume_seq), 0, 0, 0, 0, 0, 0)), tries=3)
+        self.monitor.expect_mode("AUTO")
+        await v.command(commands.set_mode("AUTO"), tries=3)
+
     async def _emit(self, ev: DeliveryEvent) -> None:
         if self.vehicle is not None and ev.lat is None and self.vehicle.state.has_position:
             s = self.vehicle.state

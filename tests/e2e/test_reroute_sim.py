@@ -1,0 +1,87 @@
+"""Reroute in flight on the built-in simulator over real sockets (issue 11, item 3): a restriction appears
+across the rest of the route; the vehicle gets a new cleared route from where it is, uploaded and read back
+while it flies; its reported track (vehicle time) never enters the restriction and the fence it holds
+excludes it. When no route is left (the restriction covers the zone) it comes home with the parcel."""
+
+import asyncio
+
+import pytest
+
+from groundctl.core import mavcmd as C
+from groundctl.core.plan import Parcel, build_plan
+from groundctl.protocol.monitor import distance_m
+from groundctl.runtime.fly import DeliveryFlight
+from groundctl.runtime.link import MavLink
+from groundctl.runtime.sim_args import sim_airframe_args
+from sim.launch import start_sim
+from tests.e2e.conftest import run
+from tests.e2e.reroute_helpers import closest_approach_m, fence_has_exclusion, plan_fn_for, restriction_across
+
+pytestmark = pytest.mark.timeout(300)
+SPEEDUP = 30
+
+
+def fly_with_restriction(scenario, planner, *, covers_zone=False, sim=None):
+    plan = build_plan(scenario.airspace, scenario.fleet, "cmac", scenario.zone("lab-south"), Parcel(mass_kg=1.0),
+                      method="payload_place", planner=planner)
+    feature, r = restriction_across(plan, covers_zone=covers_zone)
+    track: list = []
+    out: dict = {}
+
+    async def main(url):
+        link = await MavLink(url).open(timeout_s=30.0)
+
+        def on_msg(msg, now):
+            if msg.get_type() == "GLOBAL_POSITION_INT" and (msg.lat or msg.lon):
+                track.append((msg.time_boot_ms, msg.lat * 1e-7, msg.lon * 1e-7, msg.relative_alt / 1000))
+
+        unsub = link.subscribe(None, on_msg)
+        flight = DeliveryFlight(plan, link)
+        task = asyncio.create_task(flight.run())
+        try:
+            while not task.done():
+                s = flight.vehicle.state if flight.vehicle else None
+                if ("result" not in out and flight.monitor is not None and flight.monitor.phase == "en_route"
+                        and s is not None and s.has_position
+                        and distance_m(s.lat, s.lon, plan.hub.lat, plan.hub.lon) > 400):
+                    out["restriction_at_ms"] = s.time_boot_ms
+                    out["result"] = await flight.reroute(plan_fn_for(scenario, plan, r), restriction=r.zone.name)
+                    out["fence"] = await flight.vehicle.download(C.MISSION_TYPE_FENCE)
+                await asyncio.sleep(0.05)
+            return await task
+        finally:
+            unsub()
+            await link.close()
+
+    with start_sim([*sim_airframe_args(plan), "--speedup", str(SPEEDUP)]) as (proc, urls):
+        report = run(main(urls[0]))
+    return plan, r, report, track, out
+
+
+def test_reroute_around_a_new_restriction_keeps_the_track_out_and_delivers(scenario, planner):
+    plan, r, report, track, out = fly_with_restriction(scenario, planner)
+    assert out["result"]["result"] == "rerouted", [(e.kind, e.message) for e in report.events]
+    ev = next(e for e in report.events if e.kind == "rerouted")
+    assert ev.data["restriction"] == r.zone.name and ev.data["extra_m"] > 0
+    closest, inside = closest_approach_m(plan, r, [p for p in track if p[0] >= out["restriction_at_ms"]])
+    print(f"\nsim reroute: closest approach {closest:.1f} m, extra {ev.data['extra_m']:.0f} m, "
+          f"upload+verify {ev.data['upload_verify_vehicle_s']} s vehicle, hold+replan {ev.data['vehicle_s']} s vehicle")
+    assert inside == 0 and closest > 0
+    assert fence_has_exclusion(plan, r, out["fence"]), "the fence the vehicle holds does not exclude the restriction"
+    assert report.outcome == "delivered", (report.outcome, [(e.kind, e.message) for e in report.events])
+    assert report.drop_distance_m is not None and report.drop_distance_m < 5
+
+
+def test_restriction_over_the_zone_brings_the_parcel_home(scenario, planner):
+    plan, r, report, track, out = fly_with_restriction(scenario, planner, covers_zone=True)
+    kinds = [e.kind for e in report.events]
+    assert out["result"]["result"] == "rtl", kinds
+    assert kinds.index("reroute_failed") < kinds.index("rtl")
+    failed = next(e for e in report.events if e.kind == "reroute_failed")
+    assert "no cleared route" in failed.message
+    closest, inside = closest_approach_m(plan, r, [p for p in track if p[0] >= out["restriction_at_ms"]])
+    print(f"\nsim no-route: closest approach {closest:.1f} m")
+    assert inside == 0
+    assert report.outcome == "returned_with_parcel", (report.outcome, kinds)
+    assert report.parcel != "delivered" and report.drop_lat is None
+    assert report.end_distance_from_hub_m is not None and report.end_distance_from_hub_m < 25
