@@ -383,11 +383,47 @@ def serve(
     data_dir: Optional[Path] = typer.Option(None, help="data directory (SQLite database); default ./data or GROUNDCTL_DATA"),
     sim: bool = typer.Option(True, help="start a simulated fleet for the vehicles without a connection URL"),
     speedup: float = typer.Option(5.0, help="simulator speed-up for the simulated fleet"),
+    processes: int = typer.Option(1, help="API processes; more than 1 needs PostgreSQL (DATABASE_URL) and "
+                                          "flies in `groundctl worker` processes"),
+    flights: Optional[str] = typer.Option(None, help="inline (fly in this process, the default) or workers "
+                                                     "(fly in `groundctl worker` processes); or GROUNDCTL_FLIGHTS"),
 ) -> None:
     """The HTTP service: recipients register landing zones, operators dispatch and track, live map."""
     from groundctl.faces.api import serve as run
 
-    run(host=host, port=port, data_dir=data_dir, sim=sim, speedup=speedup)
+    run(host=host, port=port, data_dir=data_dir, sim=sim, speedup=speedup, processes=processes, flights=flights)
+
+
+@app.command()
+def worker(
+    data_dir: Optional[Path] = typer.Option(None, help="data directory; default ./data or GROUNDCTL_DATA "
+                                                       "(the database is DATABASE_URL's)"),
+    lease_s: float = typer.Option(10.0, help="a dead worker's flights are taken over within about this"),
+    poll_s: float = typer.Option(1.0, help="how often to look for work when no notification comes"),
+    capacity: int = typer.Option(100, help="flights this worker flies at once"),
+    worker_id: Optional[str] = typer.Option(None, "--id", help="name in the leases (default host:pid:random)"),
+) -> None:
+    """Fly dispatched deliveries for API processes started with `serve --flights workers` (or
+    --processes N) on the same database: claim flights through leases, take over those of dead workers."""
+    import asyncio
+
+    from groundctl.faces.api.processes import settings_from_env
+    from groundctl.runtime.worker import WorkerOptions, run_worker
+
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = settings_from_env()
+    if data_dir is not None:
+        settings.data_dir = data_dir
+    try:
+        opt = WorkerOptions(lease_s=lease_s, poll_s=poll_s, capacity=capacity)
+        if worker_id:
+            opt.owner = worker_id
+    except GroundctlError as e:
+        fail(e)
+    asyncio.run(run_worker(settings, opt))
 
 
 def main() -> None:  # pragma: no cover

@@ -112,6 +112,7 @@ class ProcServer:
     proc: subprocess.Popen | None = None
     log: Path | None = None
     database_url: str | None = None  # None: SQLite in data_dir
+    extra: tuple[str, ...] = ()  # more command-line arguments (--flights workers, --processes N)
 
     @property
     def url(self) -> str:
@@ -125,7 +126,7 @@ class ProcServer:
         self.log = self.data_dir / f"server-{time.time_ns()}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "groundctl.faces.api", "--port", str(self.port), "--data", str(self.data_dir),
-             "--no-sim", "--log-level", "warning"],
+             "--no-sim", "--log-level", "warning", *self.extra],
             cwd=ROOT, env=env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -97,12 +97,23 @@ def stored_operator_key(data_dir: str | Path | None) -> tuple[str, Path, bool]:
 
 def serve(host: str = "127.0.0.1", port: int = 8000, *, data_dir: str | Path | None = None,
           settings: Settings | None = None, sim: bool = True, speedup: float = 1.0,
-          log_level: str = "info") -> None:
+          log_level: str = "info", processes: int = 1, flights: str | None = None) -> None:
     """Run the service until interrupted. With no operator key configured, uses the one stored in the data
-    directory, generating it (and printing it, that once) on the first start."""
+    directory, generating it (and printing it, that once) on the first start.
+
+    `processes` > 1 runs the API in that many processes and needs PostgreSQL (DATABASE_URL); flights then
+    run in `groundctl worker` processes (`flights="workers"`, see faces/api/processes.py)."""
+    from groundctl.faces.api.processes import export_settings, flight_mode  # noqa: PLC0415
+    from groundctl.runtime.store import database_url  # noqa: PLC0415
+
     settings = settings or Settings.from_env()
+    flights = "workers" if processes > 1 else flight_mode(flights)
+    if processes < 1:
+        raise SystemExit("processes: must be at least 1")
     if data_dir is not None:
         settings.data_dir = Path(data_dir)
+    if processes > 1 and database_url(settings.data_dir, settings.database_url).startswith("sqlite"):
+        raise SystemExit("processes: several API processes need PostgreSQL (set DATABASE_URL)")
     if settings.operator_keys:
         print("operator keys: from GROUNDCTL_OPERATOR_KEYS", flush=True)
     else:
@@ -116,7 +127,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, data_dir: str | Path | N
     if sim:
         # the simulated fleet flies in the simulator's still air: that is the weather it really has
         settings.assume_calm = True
-    app = create_app(settings)
+        # the simulators fly `speedup` times faster than the wall clock: so do their reserved volumes of sky
+        settings.intent_time_scale = 1.0 / speedup
+    app = create_app(settings)  # also migrates and seeds the database before any API process starts
     with contextlib.ExitStack() as stack:
         # uvicorn re-raises SIGTERM once it has shut down; with the default handler that kills the process
         # before the simulators are stopped, so turn it into an exit that unwinds this `with` (set before
@@ -127,7 +140,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, data_dir: str | Path | N
             for h in start_fleet_sims(app, speedup):
                 stack.callback(h.stop)
         print(f"map: http://{host}:{port}/#key=<operator key>   API docs: http://{host}:{port}/docs", flush=True)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, **UVICORN_OPTIONS)
+        if flights == "workers":
+            print(f"API in {processes} process(es); flights fly in `groundctl worker` processes", flush=True)
+            export_settings(settings, flights)
+            uvicorn.run("groundctl.faces.api.processes:app_from_env", factory=True, workers=processes, host=host,
+                        port=port, log_level=log_level, **UVICORN_OPTIONS)
+        else:
+            uvicorn.run(app, host=host, port=port, log_level=log_level, **UVICORN_OPTIONS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,11 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speedup", type=float, default=1.0, help="simulator time speed-up")
     p.add_argument("--scenario", default=None, help="directory with airspace.geojson + fleet.toml to seed from")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--processes", type=int, default=1, help="API processes (more than 1 needs PostgreSQL)")
+    p.add_argument("--flights", choices=("inline", "workers"), default=None,
+                   help="fly here (inline, the default) or in `groundctl worker` processes")
     a = p.parse_args(argv)
     s = Settings.from_env()
     if a.scenario:
         s.scenario_dir = Path(a.scenario)
-    serve(a.host, a.port, data_dir=a.data, settings=s, sim=not a.no_sim, speedup=a.speedup, log_level=a.log_level)
+    serve(a.host, a.port, data_dir=a.data, settings=s, sim=not a.no_sim, speedup=a.speedup, log_level=a.log_level,
+          processes=a.processes, flights=a.flights)
     return 0
 
 
