@@ -65,7 +65,14 @@ def csp_directives(value: str) -> dict[str, list[str]]:
     return out
 
 
-def test_security_headers_on_every_kind_of_response(srv):
+def test_security_headers_on_every_kind_of_response(tmp_path):
+    app = create_app(settings_with(tmp_path))
+
+    async def boom() -> dict:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/test-only/boom", boom)  # the real app plus one route that fails, for the 500
+    srv = ServeLikeServer(app).start()
     with httpx.Client(base_url=srv.url, timeout=30) as c:
         responses = {
             "page": c.get("/"), "script": c.get("/static/map.js"), "docs": c.get("/docs"),
@@ -76,6 +83,10 @@ def test_security_headers_on_every_kind_of_response(srv):
             "400 key in URL": c.get("/api/v1/kpis?key=whatever"),
             "413": c.post("/api/v1/recipients", content=b"x" * 2_000_000, headers={"content-type": "application/json"}),
         }
+    with httpx.Client(base_url=srv.url, timeout=30) as c:  # uvicorn closes a connection after an error
+        responses["500"] = c.get("/test-only/boom")
+    srv.stop()
+    assert responses["500"].status_code == 500
     for what, r in responses.items():
         h = r.headers
         csp = csp_directives(h.get("content-security-policy", ""))

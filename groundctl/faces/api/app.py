@@ -30,6 +30,13 @@ PROBLEM = {"description": "problem details", "content": {"application/problem+js
 ERRORS = {code: PROBLEM for code in (400, 401, 404, 409, 413, 422, 429, 500, 502)}
 
 
+class GroundctlAPI(FastAPI):
+    def build_middleware_stack(self):
+        # outside Starlette's ServerErrorMiddleware, which add_middleware cannot reach: a 500 gets the
+        # security headers too, and so do the refusals of the middlewares below
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     keys = tuple(settings.operator_keys)
@@ -58,20 +65,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # docs_url/redoc_url None: FastAPI's own pages load Swagger UI and ReDoc from a CDN; install_docs
     # serves Swagger UI from the vendored package instead
-    app = FastAPI(title="groundctl", version="0.1.0", lifespan=lifespan, responses=ERRORS,
-                  docs_url=None, redoc_url=None, dependencies=[Depends(limits.recipient_writes)],
-                  description="Drone parcel delivery ground station: recipients register landing zones, "
-                              "operators plan, dispatch and watch deliveries.")
+    app = GroundctlAPI(title="groundctl", version="0.1.0", lifespan=lifespan, responses=ERRORS,
+                       docs_url=None, redoc_url=None, dependencies=[Depends(limits.recipient_writes)],
+                       description="Drone parcel delivery ground station: recipients register landing zones, "
+                                   "operators plan, dispatch and watch deliveries.")
     app.state.service = service
     app.state.settings = settings
     app.state.operator_keys = keys
     app.state.limits = lim
     app.state.allowed_origins = frozenset(o.strip().lower().rstrip("/")
-                                          for o in limits.setting(settings, "allowed_origins") if o.strip())
+                                          for o in settings.allowed_origins if o.strip())
     problems.install(app)
     app.add_middleware(problems.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseKeyInUrl)
-    app.add_middleware(SecurityHeaders)  # outermost: also on the refusals the two above answer
     install_docs(app)
     for r in (recipients, zones, fleet, airspace, restrictions, deliveries, live, notifications, attended, tracking,
               handoff):

@@ -28,10 +28,6 @@ from starlette.requests import HTTPConnection
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def setting(settings, name: str):
-    return getattr(settings, name)
-
-
 class RateLimited(HTTPException):
     """429 with Retry-After; the problem body names the limit (see problems.install)."""
 
