@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 
 @dataclass
@@ -31,6 +32,7 @@ class WebhookReceiver:
         self.hang_s = hang_s
         self.script: dict[str, list[str]] = {}
         self.after: dict[str, str] = {}
+        self.choosers: dict[str, Callable[[], str]] = {}  # a behaviour per request, e.g. seeded random
         self.hits: list[Hit] = []
         self.lock = threading.Lock()
         outer = self
@@ -41,7 +43,8 @@ class WebhookReceiver:
                 body = self.rfile.read(n)
                 with outer.lock:
                     todo = outer.script.get(self.path)
-                    what = todo.pop(0) if todo else outer.after.get(self.path, "ok")
+                    chooser = outer.choosers.get(self.path)
+                    what = todo.pop(0) if todo else chooser() if chooser else outer.after.get(self.path, "ok")
                     outer.hits.append(Hit(self.path, {k.lower(): v for k, v in self.headers.items()}, body, what))
                 if what == "hang":
                     time.sleep(outer.hang_s)
