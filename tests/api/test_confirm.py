@@ -176,3 +176,29 @@ def test_a_parcel_left_unconfirmed_is_flagged_for_operators(srv, clock):
             assert c.get("/api/v1/unconfirmed", headers=h).status_code == 401
         finally:
             clock.offset = timedelta()
+
+
+def test_racing_answers_one_wins_the_rest_are_refused(srv):
+    """Two tabs and an API client answering at once: exactly one answer is stored, the others get 409."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with httpx.Client(base_url=srv.url, timeout=60) as c:
+        h = register(c, "ida")
+        did = plan(c, h, name="race")
+        fly(srv, did, 60)
+        token = token_of(link_of(srv, c, did, h))
+
+        def answer(i: int) -> int:
+            with httpx.Client(base_url=srv.url, timeout=60) as cc:
+                status = ("received", "damaged", "not_received", "wrong_place")[i % 4]
+                if i % 2:
+                    return cc.post(f"/api/v1/track/{token}/confirmation", json={"status": status}).status_code
+                return cc.post(f"/api/v1/deliveries/{did}/confirmation", json={"status": status},
+                               headers=h).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(answer, range(8)))
+        assert sorted(codes) == [201] + [409] * 7, codes
+        view = c.get(f"/api/v1/deliveries/{did}", headers=OP).json()
+        kinds = [e["kind"] for e in view["events"]]
+        assert kinds.count("confirmed") + kinds.count("disputed") == 1, kinds
