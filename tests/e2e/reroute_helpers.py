@@ -74,3 +74,39 @@ def fence_has_exclusion(plan: FlightPlan, restriction, fence_items) -> bool:
           if grp[0].command == C.NAV_FENCE_POLYGON_VERTEX_EXCLUSION and len(grp) >= 3]
     # a metre for the 1e-7 degree positions the vehicle stores
     return bool(ex) and unary_union(ex).buffer(1.0).covers(poly)
+
+
+async def fly_and_restrict(plan: FlightPlan, link, plan_fn, restriction, *, trigger_m: float = 400.0,
+                           ready_timeout_s: float = 120.0):
+    """Fly `plan` over `link`; once en route `trigger_m` from the hub, the restriction 'appears' and the
+    flight is rerouted. Returns (report, track [(time_boot_ms, lat, lon, alt_rel_m)], out): out has the
+    reroute's result, the vehicle time it appeared at, and the fence read back from the vehicle after."""
+    import asyncio
+
+    from groundctl.core import mavcmd as C
+    from groundctl.protocol.monitor import distance_m
+    from groundctl.runtime.fly import DeliveryFlight
+
+    track: list = []
+    out: dict = {}
+
+    def on_msg(msg, now):
+        if msg.get_type() == "GLOBAL_POSITION_INT" and (msg.lat or msg.lon):
+            track.append((msg.time_boot_ms, msg.lat * 1e-7, msg.lon * 1e-7, msg.relative_alt / 1000))
+
+    unsub = link.subscribe(None, on_msg)
+    flight = DeliveryFlight(plan, link, ready_timeout_s=ready_timeout_s)
+    task = asyncio.create_task(flight.run())
+    try:
+        while not task.done():
+            s = flight.vehicle.state if flight.vehicle else None
+            if ("result" not in out and flight.monitor is not None and flight.monitor.phase == "en_route"
+                    and s is not None and s.has_position
+                    and distance_m(s.lat, s.lon, plan.hub.lat, plan.hub.lon) > trigger_m):
+                out["restriction_at_ms"] = s.time_boot_ms
+                out["result"] = await flight.reroute(plan_fn, restriction=restriction.zone.name)
+                out["fence"] = await flight.vehicle.download(C.MISSION_TYPE_FENCE)
+            await asyncio.sleep(0.05)
+        return await task, track, out
+    finally:
+        unsub()

@@ -3,58 +3,34 @@ across the rest of the route; the vehicle gets a new cleared route from where it
 while it flies; its reported track (vehicle time) never enters the restriction and the fence it holds
 excludes it. When no route is left (the restriction covers the zone) it comes home with the parcel."""
 
-import asyncio
-
 import pytest
 
-from groundctl.core import mavcmd as C
 from groundctl.core.plan import Parcel, build_plan
-from groundctl.protocol.monitor import distance_m
-from groundctl.runtime.fly import DeliveryFlight
 from groundctl.runtime.link import MavLink
 from groundctl.runtime.sim_args import sim_airframe_args
 from sim.launch import start_sim
 from tests.e2e.conftest import run
-from tests.e2e.reroute_helpers import closest_approach_m, fence_has_exclusion, plan_fn_for, restriction_across
+from tests.e2e.reroute_helpers import (closest_approach_m, fence_has_exclusion, fly_and_restrict, plan_fn_for,
+                                       restriction_across)
 
 pytestmark = pytest.mark.timeout(300)
 SPEEDUP = 30
 
 
-def fly_with_restriction(scenario, planner, *, covers_zone=False, sim=None):
+def fly_with_restriction(scenario, planner, *, covers_zone=False):
     plan = build_plan(scenario.airspace, scenario.fleet, "cmac", scenario.zone("lab-south"), Parcel(mass_kg=1.0),
                       method="payload_place", planner=planner)
     feature, r = restriction_across(plan, covers_zone=covers_zone)
-    track: list = []
-    out: dict = {}
 
     async def main(url):
         link = await MavLink(url).open(timeout_s=30.0)
-
-        def on_msg(msg, now):
-            if msg.get_type() == "GLOBAL_POSITION_INT" and (msg.lat or msg.lon):
-                track.append((msg.time_boot_ms, msg.lat * 1e-7, msg.lon * 1e-7, msg.relative_alt / 1000))
-
-        unsub = link.subscribe(None, on_msg)
-        flight = DeliveryFlight(plan, link)
-        task = asyncio.create_task(flight.run())
         try:
-            while not task.done():
-                s = flight.vehicle.state if flight.vehicle else None
-                if ("result" not in out and flight.monitor is not None and flight.monitor.phase == "en_route"
-                        and s is not None and s.has_position
-                        and distance_m(s.lat, s.lon, plan.hub.lat, plan.hub.lon) > 400):
-                    out["restriction_at_ms"] = s.time_boot_ms
-                    out["result"] = await flight.reroute(plan_fn_for(scenario, plan, r), restriction=r.zone.name)
-                    out["fence"] = await flight.vehicle.download(C.MISSION_TYPE_FENCE)
-                await asyncio.sleep(0.05)
-            return await task
+            return await fly_and_restrict(plan, link, plan_fn_for(scenario, plan, r), r)
         finally:
-            unsub()
             await link.close()
 
     with start_sim([*sim_airframe_args(plan), "--speedup", str(SPEEDUP)]) as (proc, urls):
-        report = run(main(urls[0]))
+        report, track, out = run(main(urls[0]))
     return plan, r, report, track, out
 
 
