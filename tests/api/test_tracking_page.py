@@ -1,7 +1,7 @@
 """The recipient's tracking page in a real headless Chromium, following a delivery the built-in simulator
 really flies: the drone on the map while it approaches (phone and desktop), nothing of it after the drop,
 the proof of delivery once it is down, nothing about anyone else's delivery, and the recipient's answer
-given by clicking the page.
+given by clicking the page; before that, a change of mind made on the page.
 
 The parcel is an attended one: the drone holds above the zone until the recipient presses "clear to drop"
 on the page, so the in-flight screenshots are taken while it waits for us, however busy the machine is
@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import MISSIONS
 
 from tests.api.browser import CHROMIUM, DESKTOP, PHONE, Browser, count
-from tests.api.conftest import OP, assert_problem, register, zone_body
+from tests.api.conftest import NEAR_HUB, OP, assert_problem, register, zone_body
 from tests.api.test_tracking import link_of, start_server
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install -y chromium)")
@@ -76,14 +76,15 @@ def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_p
             v = c.get("/api/v1/vehicles/dr-01", headers=OP).json()
             assert c.put("/api/v1/vehicles/dr-01", json={**v, "connection": sim.urls[0]}, headers=OP).status_code == 200
             h = register(c, "alice")
-            zid = c.post("/api/v1/zones", json=zone_body(FLIGHT_ZONE, name="alice yard",
-                                                         instructions="next to the blue gate"), headers=h).json()["id"]
+            front = c.post("/api/v1/zones", json=zone_body(NEAR_HUB, name="alice front",
+                                                           instructions="on the front step"), headers=h).json()["id"]
+            zid = c.post("/api/v1/zones", json=zone_body(FLIGHT_ZONE, name="alice yard"), headers=h).json()["id"]
             # someone else's planned delivery, whose name and instructions must never show on alice's page
             hb = register(c, "bob")
             bz = c.post("/api/v1/zones", json=zone_body(OTHER_ZONE, name="bob secret garden",
                                                         instructions="bob-only-instructions"), headers=hb).json()["id"]
             bob = c.post("/api/v1/deliveries", json={"zone_id": bz, "parcel": {"mass_kg": 1.0}}, headers=OP).json()
-            d = c.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": ATTENDED}, headers=OP).json()
+            d = c.post("/api/v1/deliveries", json={"zone_id": front, "parcel": ATTENDED}, headers=OP).json()
             assert d["state"] == "planned" and d["plan"]["attended_hold_s"] == 360, d
             did = d["id"]
             url = link_of(srv, c, did, h)
@@ -93,7 +94,19 @@ def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_p
             planned = shoot(browser, url, PHONE, tmp_path / "planned-phone.png", full=False)
             assert planned and planned["state"] == "planned" and not planned["drone"]
             assert count(planned["img"], DRONE) == 0 and count(planned["img"], ZONE) > 200
-            assert "next to the blue gate" in planned["text"]
+            assert "on the front step" in planned["text"] and "alice front" in planned["text"]
+
+            # she changes her mind on the page: the yard, with instructions; planned again before it leaves
+            browser.eval(f"const s = document.getElementById('zone-select'); s.value = '{zid}';"
+                         "document.getElementById('new-instructions').value = 'next to the blue gate';"
+                         "document.querySelector('#change-form button').click(); true")
+            browser.wait("document.getElementById('change-msg').textContent === 'Saved.'")
+            browser.wait("document.getElementById('instructions').textContent === 'next to the blue gate'")
+            moved = c.get(f"/api/v1/deliveries/{did}", headers=OP).json()
+            assert moved["zone_id"] == zid and moved["zone"]["instructions"] == "next to the blue gate", moved
+            assert moved["route"][-1] == pytest.approx([FLIGHT_ZONE[1], FLIGHT_ZONE[0]])
+            assert [(e["kind"], e["data"].get("via")) for e in moved["events"] if e["kind"].endswith("_changed")] == [
+                ("zone_changed", "page"), ("instructions_changed", "page")]
 
             r = c.post(f"/api/v1/deliveries/{did}/dispatch", json={"vehicle": "dr-01"}, headers=OP)
             assert r.status_code == 200, r.text

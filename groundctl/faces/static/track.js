@@ -120,7 +120,10 @@
     $("change").hidden = !d.can_change;
     if (!d.can_change || editing) return;  // do not overwrite what the recipient is typing
     const sel = $("zone-select");
-    sel.replaceChildren(...(d.zones || []).map(z => {
+    // the current zone is always an option (selected), so saving instructions never moves the drop
+    const zones = (d.zones || []).some(z => z.id === d.zone_id) ? d.zones
+      : [{ id: d.zone_id, name: (d.zone && d.zone.name) || "current zone" }, ...(d.zones || [])];
+    sel.replaceChildren(...zones.map(z => {
       const o = document.createElement("option");
       o.value = z.id; o.textContent = z.name; o.selected = z.id === d.zone_id;
       return o;
@@ -136,7 +139,8 @@
       const j = await r.json().catch(() => ({}));
       if (!r.ok) {
         msgEl.className = "msg error";
-        msgEl.textContent = j.detail || (r.status + " " + r.statusText);
+        // the reason without the field name: it is written for the person reading it
+        msgEl.textContent = (j.errors && j.errors[0] && j.errors[0].reason) || j.detail || (r.status + " " + r.statusText);
         return false;
       }
       msgEl.textContent = "Saved.";
