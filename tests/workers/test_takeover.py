@@ -119,18 +119,23 @@ def start_sims() -> list:
             for i, (_, lat, lon, _, _) in enumerate(SITES, start=1)]
 
 
-def setup_fleet(c: httpx.Client, sims: list) -> list[int]:
-    """A hub per site with a quad on its simulator, a zone near it, a planned delivery from it."""
+def setup_hubs(c: httpx.Client, sims: list) -> None:
+    """A hub per site with a quad (dr-01..03) on its simulator."""
     v1 = c.get("/api/v1/vehicles/dr-01", headers=OP).json()
-    h = register(c)
-    ids = []
-    for i, ((hub, lat, lon, zlat, zlon), sim) in enumerate(zip(SITES, sims), start=1):
+    for i, ((hub, lat, lon, _, _), sim) in enumerate(zip(SITES, sims), start=1):
         r = c.put(f"/api/v1/hubs/{hub}", json={"name": hub, "lat": lat, "lon": lon, "elevation_m": ELEVATION_M},
                   headers=OP)
         assert r.status_code in (200, 201), r.text
         body = {**v1, "name": f"dr-0{i}", "hub": hub, "sysid": i, "connection": sim.urls[0]}
         r = c.put(f"/api/v1/vehicles/dr-0{i}", json=body, headers=OP)
         assert r.status_code in (200, 201), r.text
+
+
+def plan_deliveries(c: httpx.Client) -> list[int]:
+    """A zone near each hub and a planned delivery to it from that hub."""
+    h = register(c)
+    ids = []
+    for hub, _, _, zlat, zlon in SITES:
         r = c.post("/api/v1/zones", json=zone_body((zlat, zlon), name=f"zone {hub}"), headers=h)
         assert r.status_code == 201, r.text
         d = c.post("/api/v1/deliveries", json={"zone_id": r.json()["id"], "parcel": {"mass_kg": 1.0}, "hub": hub},
@@ -140,22 +145,48 @@ def setup_fleet(c: httpx.Client, sims: list) -> list[int]:
     return ids
 
 
-@pytest.mark.slow
-def test_two_apis_two_workers_kill_one_worker_mid_flight(pg_cluster, tmp_path, monkeypatch):
-    monkeypatch.setenv("GROUNDCTL_TRACKING_SECRET", TRACKING_SECRET)  # for the API processes
+class Deployment:
+    def __init__(self, url: str, apis: list[ProcServer], workers: list[Worker], sims: list) -> None:
+        self.url, self.apis, self.workers, self.sims = url, apis, workers, sims
+        self.ca, self.cb = (httpx.Client(base_url=a.url, timeout=30) for a in apis)
+
+
+@pytest.fixture(scope="module")
+def deployment(pg_cluster, tmp_path_factory):
+    """Two API processes (--flights workers), two workers, three simulated quads at three hubs, one database."""
+    tmp = tmp_path_factory.mktemp("workers")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GROUNDCTL_TRACKING_SECRET", TRACKING_SECRET)  # for the API processes
     url = pg_cluster.create_database()
     sims = start_sims()
-    apis = [ProcServer(tmp_path / "a", database_url=url, extra=("--flights", "workers")),
-            ProcServer(tmp_path / "b", database_url=url, extra=("--flights", "workers"))]
+    apis = [ProcServer(tmp / "a", database_url=url, extra=("--flights", "workers")),
+            ProcServer(tmp / "b", database_url=url, extra=("--flights", "workers"))]
     workers: list[Worker] = []
-    feed = None
     try:
         for a in apis:
             a.data_dir.mkdir()
             a.start(timeout=60)
-        workers = [Worker("w1", url, tmp_path), Worker("w2", url, tmp_path)]
-        ca, cb = (httpx.Client(base_url=a.url, timeout=30) for a in apis)
-        ids = setup_fleet(ca, sims)
+        workers = [Worker("w1", url, tmp), Worker("w2", url, tmp)]
+        dep = Deployment(url, apis, workers, sims)
+        setup_hubs(dep.ca, sims)
+        yield dep
+    finally:
+        for w in workers:
+            w.stop()
+        for a in apis:
+            a.stop()
+        for sim in sims:
+            sim.stop()
+        mp.undo()
+
+
+@pytest.mark.slow
+def test_two_apis_two_workers_kill_one_worker_mid_flight(deployment):
+    url, workers, apis = deployment.url, deployment.workers, deployment.apis
+    ca, cb = deployment.ca, deployment.cb
+    feed = None
+    try:
+        ids = plan_deliveries(ca)
         feed = LiveFeed(apis[1].url)  # watched on the other API process than the one dispatching
         for did, vehicle, c in zip(ids, ("dr-01", "dr-02", "dr-03"), (ca, cb, ca)):
             r = c.post(f"/api/v1/deliveries/{did}/dispatch", json={"vehicle": vehicle}, headers=OP)
@@ -230,9 +261,30 @@ def test_two_apis_two_workers_kill_one_worker_mid_flight(pg_cluster, tmp_path, m
     finally:
         if feed is not None:
             feed.close()
-        for w in workers:
-            w.stop()
-        for a in apis:
-            a.stop()
-        for sim in sims:
-            sim.stop()
+
+
+@pytest.mark.slow
+def test_abort_sent_to_one_api_reaches_the_worker_flying(deployment):
+    """Dispatched through API process a, aborted through b: the command crosses the database to the worker
+    that flies it, which brings the parcel home; the abort is recorded by the flight (with the vehicle's
+    position), once."""
+    ca, cb, url = deployment.ca, deployment.cb, deployment.url
+    h = register(ca, "abort")
+    zid = ca.post("/api/v1/zones", json=zone_body((SITES[0][3], SITES[0][4]), name="abort zone"), headers=h).json()["id"]
+    r = ca.post("/api/v1/deliveries", json={"zone_id": zid, "parcel": {"mass_kg": 1.0}, "hub": "cmac"}, headers=OP)
+    did = r.json()["id"]
+    # dr-01 is free once the previous test's flight from cmac has landed
+    assert wait_for(lambda: ca.post(f"/api/v1/deliveries/{did}/dispatch", json={"vehicle": "dr-01"},
+                                    headers=OP).status_code == 200, 120, every=2), "dr-01 never became free"
+    assert wait_for(lambda: cb.get(f"/api/v1/deliveries/{did}", headers=OP).json()["state"] == "en_route", 120)
+    r = cb.post(f"/api/v1/deliveries/{did}/abort", json={"action": "rtl"}, headers=OP)
+    assert r.status_code == 200 and r.json()["state"] == "aborted", r.text
+    d = wait_for(lambda: (v := cb.get(f"/api/v1/deliveries/{did}", headers=OP).json())["outcome"] and v, 240)
+    kinds = [e["kind"] for e in d["events"]]
+    assert d["state"] == "aborted" and d["outcome"] == "aborted", kinds
+    assert kinds.count("aborted") == 1 and "landed" in kinds and "released" not in kinds
+    aborted = next(e for e in d["events"] if e["kind"] == "aborted")
+    assert aborted["lat"] is not None, aborted  # the flight's record, not the API's stand-in
+    (cmd,) = rows(url, "select kind, done_by, result from flight_commands where delivery_id = :d", d=did)
+    owner = rows(url, "select owner from flight_leases where delivery_id = :d", d=did)[0][0]
+    assert cmd[0] == "abort" and cmd[1] == owner and cmd[2] == {"ok": True}, cmd
