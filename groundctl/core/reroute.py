@@ -128,3 +128,17 @@ def _joined(out: Route, back: Route, leg: str) -> Route:
     xy = list(out.points_xy) + list(back.points_xy[1:])
     ll = list(out.points_ll) + list(back.points_ll[1:])
     return Route(xy, ll, out.length_m + back.length_m, list(out.skirted) + list(back.skirted))
+
+
+def intent_shape(rr: Reroute, here_ll: tuple[float, float], frame: Any):
+    """The reserved sky of a rerouted flight (core.intents FlightShape): from where it is along the new route,
+    already at cruise height (no climb at the hub); on the way back, no zone either."""
+    from dataclasses import replace as dc_replace  # noqa: PLC0415
+
+    from groundctl.core.intents import shape_of  # noqa: PLC0415
+
+    shape = dc_replace(shape_of(rr.plan, frame), climb_s=0.0)
+    if rr.leg == BACK:
+        here = tuple(map(float, frame.to_xy(*here_ll)))
+        shape = dc_replace(shape, route_out_xy=[here], zone_xy=here, at_zone_s=0.0, zone_radius_m=0.0)
+    return shape

@@ -51,6 +51,7 @@ class Service:
         self.handoff = HandoffService(settings, self.store, self.fleet, self.airspace, self.zones, self.deliveries)
         self.reports = ReportService(settings, self.store, self.fleet, self.airspace, self.live)
         self.restrictions = RestrictionService(settings, self.store, self.airspace, self.deliveries)
+        self.restrictions.listeners.append(self.flights.restrictions_changed)  # flights in the air reroute
         self.airspace.seed()
         self.fleet.seed()
 

@@ -38,6 +38,7 @@ from groundctl.runtime.verdicts import time_to_drop_s, verdict_for
 
 log = logging.getLogger("groundctl.flights")
 INTENT_STEP_M = 400.0  # release reserved sky behind a flight in steps of about one intent volume
+REROUTE_POLL_S = 2.0  # how often a flight worker looks for restrictions added by another process
 
 
 class EventWriter:
@@ -196,6 +197,7 @@ class FlightSupervisor:
         task = asyncio.get_running_loop().create_task(self._fly(delivery_id, plan, vehicle, resume, seen, delay_s),
                                                       name=f"delivery-{delivery_id}")
         self.tasks[delivery_id] = task
+        self._ensure_reroute_watch()
 
     def record(self, delivery_id: int, ev: DeliveryEvent, vehicle: str | None = None) -> None:
         """Queue a flight's event for the store (in order, off the loop) and show it on the live feed."""
@@ -215,7 +217,8 @@ class FlightSupervisor:
             self.record(delivery_id, ev, vehicle.name)
 
         def on_progress(p: Progress) -> None:
-            self._on_progress(delivery_id, vehicle.name, plan, p)
+            # a reroute in flight replaces the flight's plan: distances and the intent follow the new one
+            self._on_progress(delivery_id, vehicle.name, getattr(self.flights.get(delivery_id), "plan", plan), p)
 
         cancelled = False
         try:
@@ -376,6 +379,121 @@ class FlightSupervisor:
             self.start_flight(delivery_id, plan, v, resume=True, seen=kinds)
             resumed.append(delivery_id)
         return resumed
+
+    # -- reroute in flight (issue 11, item 3) ---------------------------------------------------------
+    def restrictions_changed(self) -> None:
+        """A restriction was added or lifted (RestrictionService calls this, from any thread): look at the
+        flights in the air now rather than at the next poll."""
+        loop = getattr(self, "_reroute_loop", None)
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._reroute_kick.set)
+
+    def _ensure_reroute_watch(self) -> None:
+        task = getattr(self, "_reroute_task", None)
+        if task is None or task.done():
+            self._reroute_loop = asyncio.get_running_loop()
+            self._reroute_kick = asyncio.Event()
+            self._reroute_task = self._reroute_loop.create_task(self._reroute_watch(), name="reroute-watch")
+
+    def _restrictions_generation(self) -> tuple:
+        from groundctl.runtime import restrictions as restriction_store  # noqa: PLC0415
+
+        with self.store.session() as s:
+            return restriction_store.generation(s)
+
+    async def _reroute_watch(self) -> None:
+        """While flights run: every REROUTE_POLL_S (sooner when told), if the restrictions changed (another
+        process may have added one: the generation is in the database), check each flight in the air."""
+        checked: dict[int, tuple] = {}  # delivery -> the generation its route was last checked against
+        while self.tasks:
+            try:
+                await asyncio.wait_for(self._reroute_kick.wait(), REROUTE_POLL_S)
+            except asyncio.TimeoutError:
+                pass
+            self._reroute_kick.clear()
+            try:
+                gen = await asyncio.to_thread(self._restrictions_generation)
+                for delivery_id, flight in list(self.flights.items()):
+                    # a flight still on the ground is checked once it is up (its upload predates nothing then)
+                    if checked.get(delivery_id) != gen and await self.reroute_if_crossed(delivery_id, flight) != "ground":
+                        checked[delivery_id] = gen
+                for gone in [k for k in checked if k not in self.flights]:
+                    del checked[gone]
+            except Exception:  # the watch must outlive one bad check
+                log.exception("reroute watch")
+
+    def _reroute_check(self, delivery_id: int, plan: FlightPlan, here: tuple[float, float], seq: int):
+        """(restriction name, plan_fn) when the rest of the route crosses a restriction in force for the rest
+        of the flight and reaching its cruise layer; None when it is clear. Database and planning: a thread."""
+        from shapely.geometry import LineString, Point  # noqa: PLC0415
+
+        from groundctl.core.reroute import reroute  # noqa: PLC0415
+
+        with self.store.session() as s:
+            d = s.get(Delivery, delivery_id)
+            version = d.airspace_version if d is not None else None
+        version, airspace = self.airspace.current(version)
+        now = self.now()
+        window = (now, now + timedelta(seconds=plan.nominal_time_s() * 2 + self.settings.dispatch_allowance_s))
+        view = self.airspace.planner(version, plan.hub, window=window)
+        frame = view.frame
+        rest = [here] + [(it.lon, it.lat) for it in plan.mission[max(seq, 1):] if it.is_nav and (it.lat or it.lon)]
+        xy = [tuple(frame.to_xy(lon, lat)) for lon, lat in rest]
+        path = LineString(xy) if len(xy) > 1 else Point(xy[0])
+        # the route keeps the lateral margin from every zone: closer than half of it is crossing
+        margin = plan.ops.lateral_margin_m / 2
+        hit = next((name for name, geom in view.restriction_shapes.values() if path.intersects(geom.buffer(margin))), None)
+        if hit is None:
+            return None
+
+        def plan_fn(here_ll, seq_, released, home):
+            return reroute(plan, airspace, view, here_ll, seq_, released=released, home=home)
+        return hit, plan_fn
+
+    async def reroute_if_crossed(self, delivery_id: int, flight: Any) -> dict | str | None:
+        """If the flight's remaining route crosses a restriction, reroute it (DeliveryFlight.reroute), then
+        store the new route for the map and replace its operational intent. "ground": not in the air yet."""
+        mon, v = flight.monitor, flight.vehicle
+        if mon is None or v is None or not mon.airborne or not v.state.has_position:
+            return "ground"
+        if mon.phase in ("landing", "landed"):
+            return None
+        s = v.state
+        here, seq = (s.lon, s.lat), s.mission_seq or 1
+        found = await asyncio.to_thread(self._reroute_check, delivery_id, flight.plan, here, seq)
+        if found is None:
+            return None
+        name, plan_fn = found
+        result = await flight.reroute(plan_fn, restriction=name)
+        rr = result.get("reroute")
+        if rr is not None:
+            here = (v.state.lon, v.state.lat) if v.state.has_position else here
+            await asyncio.to_thread(self._rerouted_record, delivery_id, rr, here)
+            self._flown[delivery_id] = -1e9  # the new intent starts where the vehicle is: shrink it from there
+        return result
+
+    def _rerouted_record(self, delivery_id: int, rr: Any, here: tuple[float, float]) -> None:
+        from groundctl.core.intents import build_intent  # noqa: PLC0415
+        from groundctl.core.reroute import intent_shape  # noqa: PLC0415
+
+        plan = rr.plan
+        try:
+            with self.store.session() as s:
+                d = s.get(Delivery, delivery_id)
+                if d is None:
+                    return
+                # the map draws the route still to fly: out (from here) on the way out, home on the way back
+                pts = plan.route_out.points_ll if rr.leg == "out" else plan.route_back.points_ll[::-1]
+                d.route = [list(p) for p in pts]
+                d.summary = {**(d.summary or {}), **plan.summary(), "rerouted": True}
+                frame = self.airspace.current()[1].frame
+                k = self.settings.intent_time_scale
+                shape, params = scaled(intent_shape(rr, here, frame), IntentParams(start_allowance_s=0.0), k)
+                with intents.lock():
+                    intents.serialise(s)
+                    intents.put(s, delivery_id, build_intent(str(delivery_id), shape, self.now().timestamp(), params), frame)
+        except Exception:  # the flight flies its new route even if the record lags
+            log.exception("delivery %s: could not record the new route", delivery_id)
 
     async def stop(self) -> None:
         for t in list(self.tasks.values()):

@@ -5,9 +5,10 @@ supervisor's to reroute."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from shapely.geometry import LineString
 from sqlalchemy import select
@@ -37,6 +38,15 @@ class RestrictionService:
         self.airspace = airspace
         self.deliveries = deliveries
         self.now = settings.clock
+        # told after every add or lift (the flight supervisor: flights in the air are rerouted at once)
+        self.listeners: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for fn in self.listeners:
+            try:
+                fn()
+            except Exception:  # a listener's trouble is not the operator's: the restriction stands
+                logging.getLogger(__name__).exception("restriction listener")
 
     def view(self, row: rs.RestrictionRow) -> dict:
         r = rs.to_restriction(row)
@@ -60,6 +70,7 @@ class RestrictionService:
             s.flush()
             rid = row.id
         # takes effect for planning now: the next route query lays it over the prepared free space
+        self._changed()
         affected = self.replan_planned()
         with self.store.session() as s:
             out = self.view(s.get(rs.RestrictionRow, rid))
@@ -74,6 +85,7 @@ class RestrictionService:
             if row.lifted_at is not None:
                 raise Conflict(f"restriction {rid} was lifted at {row.lifted_at.isoformat()}", field="restriction_id")
             row.lifted_at = row.updated_at = self.now()
+        self._changed()
         affected = self.replan_planned()
         with self.store.session() as s:
             out = self.view(s.get(rs.RestrictionRow, rid))
