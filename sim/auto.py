@@ -23,6 +23,7 @@ class AutoMission:
 
     def truncate_mission(self, count: int) -> None:
         if self.mission_total > count:
+            self.mission_change_t = self.now
             self.mission_total = count
             del self.store[MISSION][max(0, count - 1):]
             self.params.set("MIS_TOTAL", self.mission_total)
@@ -30,6 +31,8 @@ class AutoMission:
     def write_mission_item(self, seq: int, it: Item) -> int:
         """replace_cmd / add_cmd exactly as AP_Mission does (index 0 silently ignored)."""
         total = self.mission_total
+        if seq != 0:
+            self.mission_change_t = self.now  # AP_Mission::write_cmd_to_storage: _last_change_time_ms
         if seq < total:
             if seq != 0:
                 self.store[MISSION][seq - 1] = it
@@ -55,10 +58,33 @@ class AutoMission:
         return True
 
     def mission_changed(self) -> None:
-        if self.mode == AUTO and self.mstate == MISSION_RUNNING and self.sub == "wp":
-            if self.nav_idx is not None and 0 < self.nav_idx < self.mission_total:
-                self.text(M.MAV_SEVERITY_CRITICAL, "Auto mission changed, restarted command")
-                self.set_current_cmd(self.nav_idx)
+        """An upload finished. Nothing more: each item written already counts as a change, and AUTO's
+        change detector (check_mission_change) acts on it mid-upload, as ArduPilot's does."""
+
+    def _next_navs(self, idx: int, n: int = 3) -> list:
+        """AP_Mission::get_next_nav_cmd repeated: the next `n` nav commands from `idx` (jumps followed)."""
+        out, i = [], idx
+        while len(out) < n:
+            c = self.next_cmd(i, False)
+            if c is None:
+                break
+            j, it = c
+            if is_nav(it.command):
+                out.append((j, it))
+            i = j + 1
+        return out
+
+    def check_mission_change(self) -> bool:
+        """AP_Mission_ChangeDetector::check_for_mission_change: true when the next three nav commands from
+        the current one changed (an upload, item by item) while the current index did not."""
+        t, idx = getattr(self, "mission_change_t", 0.0), self.current_nav_index()
+        seen = getattr(self, "_change_seen", None) or (None, None, [])
+        if t == seen[0] and idx == seen[1]:
+            return False
+        cmds = self._next_navs(idx) if 0 < idx < self.mission_total else []
+        changed = cmds != seen[2]
+        self._change_seen = (t, idx, cmds)
+        return changed and idx == seen[1]
 
     def fence_changed(self) -> None:
         n = sum(1 for it in self.store[FENCE])

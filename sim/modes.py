@@ -134,7 +134,15 @@ class Modes:
             if self.ekf_ready:
                 self.mission_start_or_resume()
                 self.waiting_to_start = False
+                self.check_mission_change()  # ModeAuto::run initialises the detector, result ignored
             return
+        # ModeAuto::run: a mission changed under a running waypoint command restarts that command from
+        # storage, even halfway through an upload (the vehicle can fly a half-written mission)
+        if self.check_mission_change() and self.mstate == MISSION_RUNNING and self.sub == "wp":
+            if self.nav_idx is not None and 0 < self.nav_idx < self.mission_total and self.set_current_cmd(self.nav_idx):
+                self.text(M.MAV_SEVERITY_CRITICAL, "Auto mission changed, restarted command")
+            else:
+                self.text(M.MAV_SEVERITY_CRITICAL, "Auto mission changed but failed to restart command")
         self.mission_update()
 
     def fly(self, dt: float) -> None:
