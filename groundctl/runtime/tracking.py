@@ -173,7 +173,8 @@ def ended_at(s: Session, delivery_id: int, events: list | None = None) -> dateti
     return min(ends) if ends else None
 
 
-def expires_at(s: Session, delivery_id: int, link_days: float | None = None, events: list | None = None) -> datetime | None:
+def expires_at(s: Session, delivery_id: int, link_days: float | None = None,
+               events: list | None = None) -> datetime | None:
     end = ended_at(s, delivery_id, events)
     if end is None:
         return None
@@ -203,7 +204,8 @@ def tracking_token(s: Session, delivery_id: int, events: list | None = None) -> 
     return token
 
 
-def tracking_url(s: Session, delivery_id: int, base_url: str | None = None, *, events: list | None = None) -> str | None:
+def tracking_url(s: Session, delivery_id: int, base_url: str | None = None, *,
+                 events: list | None = None) -> str | None:
     """The recipient's tracking page for a delivery, for notifications: `<public base URL>/t/<token>`.
 
     Runs in the caller's transaction (an outbox row and its link are written together); None when the

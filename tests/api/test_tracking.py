@@ -15,8 +15,8 @@ import pytest
 from groundctl.faces.api import Settings, create_app
 from groundctl.faces.api.secrecy import redact
 from groundctl.runtime import tracking
-from tests.api.conftest import (BACKENDS, CLINIC_EAST, FARM_NORTH, NEAR_HUB, OP, OP_KEY, Clock, ThreadServer, assert_problem,
-                                backend_url, put_weather, register, zone_body)
+from tests.api.conftest import (BACKENDS, CLINIC_EAST, FARM_NORTH, NEAR_HUB, OP, OP_KEY, Clock, ThreadServer,
+                                assert_problem, backend_url, put_weather, register, zone_body)
 
 
 PUBLIC_URL = "https://parcels.example.test"  # where recipients would reach the service (Settings.public_url)
