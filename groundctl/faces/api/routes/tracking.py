@@ -37,12 +37,8 @@ NOT_FOUND_PAGE = """<!doctype html>
 
 
 def handoff(svc) -> HandoffService:
-    """The service's handoff part (built on first use when the composition root does not build it)."""
-    h = getattr(svc, "handoff", None)
-    if h is None:
-        h = HandoffService(svc.settings, svc.store, svc.fleet, svc.airspace, svc.zones, svc.deliveries)
-        svc.handoff = h
-    return h
+    """The service's handoff part: tracking links, change of mind, answers (routes/attended.py uses it too)."""
+    return svc.handoff
 
 
 class ChangeIn(_In):
