@@ -115,8 +115,10 @@ def _erase_handoff(s: Session, recipient_id: int, delivery_ids: list[int], now: 
             OutboxMessage.endpoint_id.in_(endpoints) | (OutboxMessage.channel == "email"))
         s.execute(delete(OutboxMessage).where(theirs, OutboxMessage.state == "pending"))
         # sent and dead-lettered messages stay countable for the operators' figures, without their contents
-        s.execute(update(OutboxMessage).where(theirs)
-                  .values(body='{"erased": true}', email_to=None, last_error=None))
+        # (the keys name the address too; each row's id keeps the unique one unique)
+        for m in s.scalars(select(OutboxMessage).where(theirs)):
+            m.body, m.email_to, m.last_error = '{"erased": true}', None, None
+            m.dedupe_key, m.endpoint_key = f"erased:{m.id}", f"erased:{m.channel}"
         s.execute(delete(WebhookEndpoint).where(WebhookEndpoint.recipient_id == recipient_id))
         s.execute(delete(NotifyPreference).where(NotifyPreference.recipient_id == recipient_id))
     try:
