@@ -386,10 +386,12 @@ def intents_from_json(items: Sequence[dict], frame) -> list[OperationalIntent]: 
 
 def scaled(shape: FlightShape, params: IntentParams, k: float) -> tuple[FlightShape, IntentParams]:
     """A flight whose clock runs 1/k times as fast as the wall clock (a simulator at speed-up 1/k): its
-    durations and its timing uncertainty shrink by k; the time to dispatch it (an upload) does not."""
+    durations, its timing uncertainty and its preparation (the simulator arms and climbs as fast as it
+    flies) all shrink by k."""
     if k == 1.0:
         return shape, params
     s = FlightShape(**{**shape.__dict__, "climb_s": shape.climb_s * k, "at_zone_s": shape.at_zone_s * k,
                        "landing_s": shape.landing_s * k, "cruise_speed_mps": shape.cruise_speed_mps / k})
-    p = IntentParams(**{**params.__dict__, "early_s": params.early_s * k, "late_s": params.late_s * k})
+    p = IntentParams(**{**params.__dict__, "early_s": params.early_s * k, "late_s": params.late_s * k,
+                        "start_allowance_s": params.start_allowance_s * k})
     return s, p

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from groundctl.core.energy import plan_energy
-from groundctl.core.intents import IntentParams, deconflict, layers_for, scaled, shape_of
+from groundctl.core.intents import IntentParams, build_intent, deconflict, layers_for, scaled, shape_of
 from groundctl.core.fleet import Vehicle
 from groundctl.core.plan import FlightPlan, Parcel, build_plan
 from groundctl.core.fleet import LandingZone
@@ -296,17 +296,31 @@ class FlightSupervisor:
         self.progress[delivery_id] = data
         self.live.update(vehicle, data)
         if p.distance_to_go_m is not None and math.isfinite(p.distance_to_go_m) and p.phase != "preflight":
-            flown = plan.distance_m - p.distance_to_go_m
-            if flown - self._flown.get(delivery_id, flown) >= INTENT_STEP_M or self._flown.get(delivery_id) == -1e9:
-                # release the sky behind the vehicle now and then, not on every telemetry frame
+            flown = max(0.0, plan.distance_m - p.distance_to_go_m)
+            first = self._flown.get(delivery_id) == -1e9
+            if first or flown - self._flown.get(delivery_id, flown) >= INTENT_STEP_M:
+                # release the sky behind the vehicle now and then, not on every telemetry frame; the first
+                # time, re-time the intent from the real take-off: the dispatch allowance is spent
                 self._flown[delivery_id] = flown
-                asyncio.get_running_loop().create_task(
-                    asyncio.to_thread(self._intent_progress, delivery_id, flown - INTENT_STEP_M, False))
+                asyncio.get_running_loop().create_task(asyncio.to_thread(
+                    self._intent_progress, delivery_id, flown - INTENT_STEP_M, False, plan if first else None, flown))
 
-    def _intent_progress(self, delivery_id: int, flown_m: float | None, ended: bool) -> None:
+    def _intent_progress(self, delivery_id: int, flown_m: float | None, ended: bool,
+                         retime: FlightPlan | None = None, at_m: float = 0.0) -> None:
         try:
+            frame = self.airspace.current()[1].frame
+            now = self.now().timestamp()
             with self.store.session() as s:
-                intents.progress(s, delivery_id, self.airspace.current()[1].frame, self.now().timestamp(), flown_m, ended)
+                if retime is not None and not ended:
+                    k = self.settings.intent_time_scale
+                    shape, params = scaled(shape_of(retime, frame), IntentParams(start_allowance_s=0.0), k)
+                    # a resumed flight is part-way along: date its departure back by the time flown so far
+                    departure = now - (shape.climb_s + at_m / shape.cruise_speed_mps if at_m > 0 else 0.0)
+                    it = build_intent(str(delivery_id), shape, departure, params)
+                    it.state = "activated"
+                    intents.put(s, delivery_id, it.shrink(now=now, flown_m=flown_m), frame)
+                    return
+                intents.progress(s, delivery_id, frame, now, flown_m, ended)
         except Exception:  # the intent shrinks late rather than the flight failing
             log.exception("delivery %s: could not update its operational intent", delivery_id)
 
