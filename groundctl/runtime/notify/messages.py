@@ -51,6 +51,18 @@ def _proof(d, data: dict) -> dict | None:
     return {"time": data.get("drop_time"), "lat": lat, "lon": lon, "distance_from_zone_centre_m": dist}
 
 
+def kind_for(ev) -> str | None:
+    """The notification kind a stored event announces, if any (cheap: no database, no link)."""
+    if ev.kind in ("planned", "dispatched", "arriving", "aborted", "failed"):
+        return ev.kind
+    if ev.kind == "refused":
+        return "failed"
+    if ev.kind == "report":
+        outcome = (ev.data or {}).get("outcome") or ev.message
+        return "delivered" if outcome in DELIVERED_OUTCOMES else _OUTCOME_KIND.get(outcome, "failed")
+    return None
+
+
 def for_event(s, d, ev) -> tuple[str, dict] | None:
     """(notification kind, data) announced by stored event `ev` of delivery `d`, or None for silent events."""
     zone = d.zone.get("name") if isinstance(d.zone, dict) else None

@@ -86,16 +86,21 @@ def _add(s: Session, scope: str, kind: str, time: datetime, data: dict, targets:
 
 def enqueue_for_event(s: Session, delivery_id: int, ev: Event) -> int:
     """Queue the notifications a just-appended event announces, in the caller's (the event's) transaction."""
+    kind = messages.kind_for(ev)
+    if kind is None:
+        return 0
     d = s.get(Delivery, delivery_id)
     if d is None:
         return 0
+    # one message per (delivery, kind, endpoint): a flight that reports "failed" twice, or fails after an
+    # abort's report, does not tell the recipient twice
+    targets = _targets(s, d.recipient_id, kind, integrations=True)
+    if not targets:
+        return 0  # nobody listens: no message to build (nor a tracking link to derive)
     note = messages.for_event(s, d, ev)
     if note is None:
         return 0
     kind, data = note
-    # one message per (delivery, kind, endpoint): a flight that reports "failed" twice, or fails after an
-    # abort's report, does not tell the recipient twice
-    targets = _targets(s, d.recipient_id, kind, integrations=True)
     return _add(s, f"delivery:{delivery_id}", kind, ev.time, data, targets, recipient_id=d.recipient_id,
                 delivery_id=delivery_id, event_id=ev.id)
 
