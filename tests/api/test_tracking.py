@@ -229,3 +229,18 @@ def test_writes_through_a_link_are_rate_limited_per_link(tmp_path):
             assert c.get(f"/api/v1/track/{ta}").json()["instructions"] == "try 2"
     finally:
         srv.stop()
+
+
+def test_settings_from_the_environment_name_a_bad_variable(monkeypatch):
+    from groundctl.errors import InputError
+
+    monkeypatch.setenv("GROUNDCTL_PUBLIC_URL", "https://parcels.example.org")
+    monkeypatch.setenv("GROUNDCTL_TRACKING_LINK_DAYS", "3.5")
+    monkeypatch.setenv("GROUNDCTL_UNCONFIRMED_AFTER_S", "7200")
+    s = Settings.from_env()
+    assert (s.public_url, s.tracking_link_days, s.unconfirmed_after_s) == ("https://parcels.example.org", 3.5, 7200.0)
+    for bad in ("-1", "0", "soon", "inf"):
+        monkeypatch.setenv("GROUNDCTL_TRACKING_LINK_DAYS", bad)
+        with pytest.raises(InputError) as e:
+            Settings.from_env()
+        assert e.value.field == "GROUNDCTL_TRACKING_LINK_DAYS"
