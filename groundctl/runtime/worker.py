@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import select
+
 from groundctl.errors import GroundctlError
 from groundctl.runtime import leases
 from groundctl.runtime.events import DeliveryEvent
@@ -66,6 +68,32 @@ class FlightWorker:
         self._listener = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lost: set[int] = set()
+        self._fence()
+
+    def _fence(self) -> None:
+        """Every event this worker's flights record is written only while it still holds the flight's lease,
+        checked in the event's own transaction (the lease row is share-locked, so a claim waits for the
+        write or the write sees the claim): a worker that stalled past its lease and woke up cannot add
+        to a flight another worker now flies."""
+        store, plain = self.store, self.store.append_event
+
+        def append_event(delivery_id: int, ev: DeliveryEvent):
+            gen = self.held.get(delivery_id)
+            if gen is None and delivery_id not in self._lost:
+                return plain(delivery_id, ev)  # not a flight of ours (a refusal before flying, say)
+            with store.session() as s:
+                mine = gen is not None and s.execute(
+                    select(leases.FlightLease.delivery_id)
+                    .where(leases.FlightLease.delivery_id == delivery_id, leases.FlightLease.owner == self.owner,
+                           leases.FlightLease.generation == gen, leases.FlightLease.done_at.is_(None))
+                    .with_for_update(read=True)).first() is not None
+                if not mine:
+                    log.warning("delivery %s: not recording %s: this worker no longer holds the flight",
+                                delivery_id, ev.kind)
+                    return None
+                return store.append(s, delivery_id, ev)
+
+        store.append_event = append_event  # type: ignore[method-assign]  (this process's store only)
 
     # -- the live feed: what this worker shows, decorated with what only it knows ----------------------
     def decorate(self, data: dict) -> None:
