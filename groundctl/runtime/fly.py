@@ -456,7 +456,6 @@ class DeliveryFlight:
         mission is stopped outside AUTO: AP_Mission::set_current_cmd only moves the index) and AUTO,
         which resumes there (MIS_RESTART 0). Any failure: the vehicle returns along a cleared route if
         one exists (events reroute_failed, rtl), else it stays holding (reroute_failed, holding)."""
-        from groundctl.core.reroute import Reroute  # noqa: PLC0415,F401
         from groundctl.errors import NoRouteError  # noqa: PLC0415
 
         async with self._clear_lock:
@@ -467,6 +466,10 @@ class DeliveryFlight:
                 await self._reroute_failed(restriction, "the link to the vehicle is down: cannot upload a new route")
                 return {"result": "failed", "reason": "link down"}
             s = v.state
+            if s.mode != "AUTO":
+                # RTL, LAND, an operator's abort: what the vehicle does now was chosen on purpose; not taken over
+                await self._reroute_failed(restriction, f"the vehicle is in {s.mode}, not flying the mission: not rerouted")
+                return {"result": "failed", "reason": f"mode {s.mode}"}
             seq, released = s.mission_seq or 1, mon.released
             t0 = s.time_boot_ms
             self._stage(f"REROUTE around restriction {restriction!r}: holding in GUIDED while the route is replaced")

@@ -427,10 +427,15 @@ class FlightSupervisor:
             self._reroute_kick.clear()
             try:
                 gen = await asyncio.to_thread(self._restrictions_generation)
-                for delivery_id, flight in list(self.flights.items()):
-                    # a flight still on the ground is checked once it is up (its upload predates nothing then)
-                    if checked.get(delivery_id) != gen and await self.reroute_if_crossed(delivery_id, flight) != "ground":
-                        checked[delivery_id] = gen
+                todo = [(did, f) for did, f in list(self.flights.items()) if checked.get(did) != gen]
+                # each flight's reroute holds it for seconds (hold, upload, read back): the others must not wait
+                results = await asyncio.gather(*(self.reroute_if_crossed(did, f) for did, f in todo),
+                                               return_exceptions=True)
+                for (did, _), res in zip(todo, results):
+                    if isinstance(res, BaseException):
+                        log.error("delivery %s: reroute check failed: %r", did, res)
+                    elif res != "ground":  # a flight still on the ground is checked once it is up
+                        checked[did] = gen
                 for gone in [k for k in checked if k not in self.flights]:
                     del checked[gone]
             except Exception:  # the watch must outlive one bad check
@@ -483,7 +488,8 @@ class FlightSupervisor:
         if rr is not None:
             here = (v.state.lon, v.state.lat) if v.state.has_position else here
             await asyncio.to_thread(self._rerouted_record, delivery_id, rr, here)
-            self._flown[delivery_id] = -1e9  # the new intent starts where the vehicle is: shrink it from there
+            # the new plan's distances (and the new intent) start where the vehicle is: shrink from there
+            self._flown[delivery_id] = 0.0
         return result
 
     def _rerouted_record(self, delivery_id: int, rr: Any, here: tuple[float, float]) -> None:
@@ -505,7 +511,9 @@ class FlightSupervisor:
                 shape, params = scaled(intent_shape(rr, here, frame), IntentParams(start_allowance_s=0.0), k)
                 with intents.lock():
                     intents.serialise(s)
-                    intents.put(s, delivery_id, build_intent(str(delivery_id), shape, self.now().timestamp(), params), frame)
+                    it = build_intent(str(delivery_id), shape, self.now().timestamp(), params)
+                    it.state = "activated"  # in the air
+                    intents.put(s, delivery_id, it, frame)
         except Exception:  # the flight flies its new route even if the record lags
             log.exception("delivery %s: could not record the new route", delivery_id)
 
