@@ -307,7 +307,14 @@ async def run_worker(settings, options: WorkerOptions, stop: asyncio.Event | Non
     from groundctl.runtime.livebus import NotifyingLiveHub  # noqa: PLC0415
     from groundctl.runtime.services import Service  # noqa: PLC0415
 
-    service = await asyncio.to_thread(Service, settings)
+    from sqlalchemy.exc import IntegrityError  # noqa: PLC0415
+
+    try:
+        service = await asyncio.to_thread(Service, settings)
+    except IntegrityError:
+        # an API process seeding the same empty database at this moment won the race: it is seeded now
+        await asyncio.sleep(1.0)
+        service = await asyncio.to_thread(Service, settings)
     worker = FlightWorker(service, options)
     if service.store.engine.dialect.name == "postgresql":
         hub = NotifyingLiveHub(settings.live_hz, service.store.engine, decorate=worker.decorate)
