@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get i
 launch = pytest.importorskip("sim.launch")
 
 HUB = "-35.363261,149.165230,584,353"
-FLIGHT_ZONE = (-35.3720, 149.1600)  # 1.1 km from the hub: about 12 s of approach at speed-up 20
+FLIGHT_ZONE = (-35.3720, 149.1600)  # 1.1 km from the hub
 OTHER_ZONE = (-35.3569483, 149.193836)
 # track.js COLORS, and the proof card's background in track.css
 DRONE = (0xFF, 0x7F, 0x0E)
@@ -59,7 +59,7 @@ def shoot(browser: Browser, url: str, size, out, *, full: bool = True) -> dict |
 
 
 def scenario_with_long_hold(tmp_path):
-    """The example scenario with an attended hold of 6 minutes of vehicle time (18 s at speed-up 20)."""
+    """The example scenario with an attended hold of 6 minutes of vehicle time (9 s at speed-up 40)."""
     d = tmp_path / "scenario"
     shutil.copytree(MISSIONS / "cmac", d)
     fleet = (d / "fleet.toml").read_text()
@@ -69,7 +69,7 @@ def scenario_with_long_hold(tmp_path):
 
 def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_path, browser):
     srv = start_server(tmp_path / "data", scenario_dir=scenario_with_long_hold(tmp_path))
-    sim = launch.start_sim(["--home", HUB, "--sysid", "1", "--speedup", "20", "--no-ekf-s", "1",
+    sim = launch.start_sim(["--home", HUB, "--sysid", "1", "--speedup", "40", "--no-ekf-s", "1",
                             "--payload-kg", "1.0", "--battery-wh", "222", "--mass-kg", "3.4"])
     try:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
