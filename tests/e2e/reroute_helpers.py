@@ -77,10 +77,11 @@ def fence_has_exclusion(plan: FlightPlan, restriction, fence_items) -> bool:
 
 
 async def fly_and_restrict(plan: FlightPlan, link, plan_fn, restriction, *, trigger_m: float = 400.0,
-                           ready_timeout_s: float = 120.0):
+                           ready_timeout_s: float = 120.0, after=None):
     """Fly `plan` over `link`; once en route `trigger_m` from the hub, the restriction 'appears' and the
     flight is rerouted. Returns (report, track [(time_boot_ms, lat, lon, alt_rel_m)], out): out has the
-    reroute's result, the vehicle time it appeared at, and the fence read back from the vehicle after."""
+    reroute's result, the vehicle time it appeared at, and the fence read back from the vehicle after.
+    `after(flight, out)`, if given, is awaited once the reroute has returned."""
     import asyncio
 
     from groundctl.core import mavcmd as C
@@ -106,6 +107,8 @@ async def fly_and_restrict(plan: FlightPlan, link, plan_fn, restriction, *, trig
                 out["restriction_at_ms"] = s.time_boot_ms
                 out["result"] = await flight.reroute(plan_fn, restriction=restriction.zone.name)
                 out["fence"] = await flight.vehicle.download(C.MISSION_TYPE_FENCE)
+                if after is not None:
+                    await after(flight, out)
             await asyncio.sleep(0.05)
         return await task, track, out
     finally:
