@@ -33,12 +33,23 @@ def smtp():
     r.stop()
 
 
+def distinct(smtp: SmtpReceiver) -> list:
+    """One message per Message-ID: an SMTP conversation the sender gave up on (timeout) but the server
+    completed is sent again with the same Message-ID, as a webhook keeps its webhook-id."""
+    seen, out = set(), []
+    for m in list(smtp.messages):
+        if m["Message-ID"] not in seen:
+            seen.add(m["Message-ID"])
+            out.append(m)
+    return out
+
+
 def wait_mail(smtp: SmtpReceiver, n: int, timeout: float = 30) -> list:
     end = time.monotonic() + timeout
-    while len(smtp.messages) < n:
+    while len(distinct(smtp)) < n:
         assert time.monotonic() < end, [m["subject"] for m in smtp.messages]
         time.sleep(0.05)
-    return smtp.messages
+    return distinct(smtp)
 
 
 def test_email_with_tracking_link_and_what_happens_next(tmp_path, smtp):
@@ -117,10 +128,10 @@ def test_zone_about_to_go_stale_is_announced_once_per_staleness_period(tmp_path,
             wait_mail(smtp, 1)
             rows = wait_settled(c)
             assert sorted(m["channel"] for m in rows) == ["email", "webhook"], rows
-            assert "reconfirm" in smtp.messages[0]["Subject"].lower()
-            assert f"/api/v1/zones/{z['id']}/confirm" in smtp.messages[0].get_content()
+            assert "reconfirm" in distinct(smtp)[0]["Subject"].lower()
+            assert f"/api/v1/zones/{z['id']}/confirm" in distinct(smtp)[0].get_content()
             time.sleep(0.3)  # more scans in the same period: still once
-            assert len(outbox(c)) == 2 and len(smtp.messages) == 1
+            assert len(outbox(c)) == 2 and len(distinct(smtp)) == 1
 
             # reconfirming starts a new period; its own reminder comes near its own end
             assert c.post(f"/api/v1/zones/{z['id']}/confirm", headers=h).status_code == 200
@@ -129,14 +140,14 @@ def test_zone_about_to_go_stale_is_announced_once_per_staleness_period(tmp_path,
             clock.offset = timedelta(days=174 + 175)
             wait_mail(smtp, 2)
             first = {m["id"] for m in rows}
-            end = time.monotonic() + 10
+            end = time.monotonic() + 30
             while {m["id"] for m in outbox(c)} & first:  # sent 175 days ago: pruned (kept 30 days)
                 assert time.monotonic() < end, outbox(c)
                 time.sleep(0.05)
             assert len(wait_settled(c)) == 2
             assert len({hit.headers["webhook-id"] for hit in receiver.for_path("/z")}) == 2
             time.sleep(0.3)  # pruning the first period's messages does not bring its reminder back
-            assert len(smtp.messages) == 2 and len(outbox(c)) == 2
+            assert len(distinct(smtp)) == 2 and len(outbox(c)) == 2
     finally:
         srv.stop()
         receiver.stop()
