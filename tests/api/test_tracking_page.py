@@ -59,11 +59,11 @@ def shoot(browser: Browser, url: str, size, out, *, full: bool = True) -> dict |
 
 
 def scenario_with_long_hold(tmp_path):
-    """The example scenario with an attended hold of 6 minutes of vehicle time (9 s at speed-up 40)."""
+    """The example scenario with an attended hold of 8 minutes of vehicle time (12 s at speed-up 40)."""
     d = tmp_path / "scenario"
     shutil.copytree(MISSIONS / "cmac", d)
     fleet = (d / "fleet.toml").read_text()
-    (d / "fleet.toml").write_text(fleet.replace("[operations]\n", "[operations]\nattended_hold_s = 360\n", 1))
+    (d / "fleet.toml").write_text(fleet.replace("[operations]\n", "[operations]\nattended_hold_s = 480\n", 1))
     return d
 
 
@@ -85,7 +85,7 @@ def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_p
                                                         instructions="bob-only-instructions"), headers=hb).json()["id"]
             bob = c.post("/api/v1/deliveries", json={"zone_id": bz, "parcel": {"mass_kg": 1.0}}, headers=OP).json()
             d = c.post("/api/v1/deliveries", json={"zone_id": front, "parcel": ATTENDED}, headers=OP).json()
-            assert d["state"] == "planned" and d["plan"]["attended_hold_s"] == 360, d
+            assert d["state"] == "planned" and d["plan"]["attended_hold_s"] == 480, d
             did = d["id"]
             url = link_of(srv, c, did, h)
             token = url.rsplit("/", 1)[1]
