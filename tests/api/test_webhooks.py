@@ -358,3 +358,20 @@ def test_a_flown_delivery_announces_each_step_signed(tmp_path, receiver):
     finally:
         sim.stop()
         srv.stop()
+
+
+def test_a_name_resolving_into_the_station_network_is_refused_at_send_time():
+    """Registration checks the URL as written; the sender checks where the name points when it sends (a
+    recipient could re-point a name at an internal address after registering it)."""
+    import asyncio
+    import socket
+
+    from groundctl.runtime.notify.urls import refuse_private_target
+
+    async def pooled(*a):
+        return socket.getaddrinfo(*a)
+
+    assert "private or loopback" in asyncio.run(refuse_private_target("http://localhost:9/hook"))
+    assert "private or loopback" in asyncio.run(refuse_private_target("http://localhost:9/hook", pooled))
+    assert asyncio.run(refuse_private_target("https://93.184.216.34/hook", pooled)) is None
+    assert "cannot resolve" in asyncio.run(refuse_private_target("https://no-such-host.invalid/hook"))

@@ -1,6 +1,6 @@
 """The outbox: rows written in the transaction of the event they announce, drained by the sender.
 
-Every function here is synchronous database work: the sender calls it through asyncio.to_thread so the
+Every function here is synchronous database work: the sender calls it on its own thread pool so the
 event loop (flights, the API) never waits on the database for a notification.
 """
 

@@ -2,7 +2,9 @@
 
 One asyncio task started by `serve`. Isolation is per endpoint: at most one attempt per endpoint is in
 flight and a busy endpoint's messages are not even fetched, so a slow or dead endpoint only ever holds its
-own queue. Database work goes through asyncio.to_thread; flights and the API never wait for it.
+own queue. Blocking work (the database, SMTP, name lookups) runs on the sender's own small thread pools, not
+on the loop's default executor that flights write their events through: a slow mail server or a slow
+database answer for notifications never queues a flight's event behind it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import json
 import logging
 import random
 import smtplib
+import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from functools import partial
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
@@ -64,6 +69,14 @@ class Sender:
         self._wake = asyncio.Event()
         self._last_scan = float("-inf")
         self.stats = {"attempts": 0, "sent": 0, "failed_attempts": 0, "dead": 0}
+        self._db_pool = ThreadPoolExecutor(2, thread_name_prefix="notify-db")
+        self._io_pool = ThreadPoolExecutor(max(1, min(cfg.concurrency, 8)), thread_name_prefix="notify-io")
+
+    async def _db(self, fn, *args, **kw):  # noqa: ANN001, ANN202
+        return await asyncio.get_running_loop().run_in_executor(self._db_pool, partial(fn, *args, **kw))
+
+    async def _io(self, fn, *args, **kw):  # noqa: ANN001, ANN202
+        return await asyncio.get_running_loop().run_in_executor(self._io_pool, partial(fn, *args, **kw))
 
     def start(self) -> None:
         if self._main is None:
@@ -91,6 +104,9 @@ class Sender:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        # threads stuck in an SMTP conversation end at their own socket timeout; nobody waits for them
+        self._io_pool.shutdown(wait=False, cancel_futures=True)
+        self._db_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> None:
         # no redirects: a 3xx is not a delivery, and following one could lead a webhook somewhere private
@@ -113,14 +129,13 @@ class Sender:
         """One look at the outbox: start an attempt for each due message of an idle endpoint."""
         if time.monotonic() - self._last_scan >= self.cfg.stale_scan_s:
             self._last_scan = time.monotonic()
-            await asyncio.to_thread(outbox.enqueue_stale_zones, self.store, self.now(),
-                                    timedelta(days=self.cfg.stale_warn_days))
-            await asyncio.to_thread(outbox.prune_sent, self.store, self.now() - timedelta(days=self.cfg.keep_sent_days))
+            await self._db(outbox.enqueue_stale_zones, self.store, self.now(), timedelta(days=self.cfg.stale_warn_days))
+            await self._db(outbox.prune_sent, self.store, self.now() - timedelta(days=self.cfg.keep_sent_days))
         free = max(0, self.cfg.concurrency - len(self.busy))
         if free == 0:
             return 0
         lease = timedelta(seconds=self.cfg.attempt_timeout_s * 3 + 30)
-        due = await asyncio.to_thread(outbox.claim_due, self.store, self.now(), set(self.busy),
+        due = await self._db(outbox.claim_due, self.store, self.now(), set(self.busy),
                                       min(free, self.cfg.batch), lease)
         for m in due:
             self.busy.add(m["endpoint_key"])
@@ -139,7 +154,7 @@ class Sender:
                         error, give_up = "no SMTP server configured (GROUNDCTL_SMTP_HOST)", True
                     elif m["channel"] == "email":
                         mail = json.loads(m["body"])
-                        await asyncio.wait_for(asyncio.to_thread(send_email, self.cfg, m["email_to"], mail["subject"],
+                        await asyncio.wait_for(self._io(send_email, self.cfg, m["email_to"], mail["subject"],
                                                                  mail["text"], m["msg_id"]),
                                                self.cfg.attempt_timeout_s + 1)
                         ok = True
@@ -155,7 +170,7 @@ class Sender:
             self.stats["attempts"] += 1
             self.stats["sent" if ok else "failed_attempts"] += 1
             try:
-                state = await asyncio.to_thread(outbox.record_attempt, self.store, m["id"], self.now(), ok,
+                state = await self._db(outbox.record_attempt, self.store, m["id"], self.now(), ok,
                                                 status=status, error=error, schedule=self.cfg.backoff_s,
                                                 jitter=self.cfg.jitter, give_up=give_up, rng=self.rng)
             except Exception:  # unrecorded: the lease runs out and the message is tried again
@@ -173,7 +188,7 @@ class Sender:
 
     async def _post(self, m: dict) -> tuple[int | None, str | None]:
         if not m["integration"] and not self.cfg.allow_private_urls:
-            why = await refuse_private_target(m["url"])
+            why = await refuse_private_target(m["url"], lambda *a: self._io(socket.getaddrinfo, *a))
             if why:
                 return None, why
         body = m["body"].encode()

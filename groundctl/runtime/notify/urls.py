@@ -51,13 +51,16 @@ def check_url(url: str, *, allow_private: bool, field: str = "url") -> str:
     return url
 
 
-async def refuse_private_target(url: str) -> str | None:
+async def refuse_private_target(url: str, getaddrinfo=None) -> str | None:  # noqa: ANN001
     """Why a recipient's webhook must not be sent to where its host resolves now (None if it may): checked
     at send time as well, since a name can be re-pointed at an internal address after registration."""
     parts = urlsplit(url)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443,
-                                                              type=socket.SOCK_STREAM)
+        if getaddrinfo is None:
+            loop = asyncio.get_running_loop()
+            infos = await loop.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+        else:  # socket.getaddrinfo's signature, on a pool of the caller's choosing
+            infos = await getaddrinfo(parts.hostname, parts.port or 443, 0, socket.SOCK_STREAM)
     except OSError as e:
         return f"cannot resolve {parts.hostname}: {e}"
     for info in infos:
