@@ -9,6 +9,17 @@ free space groundctl plans in (RoutePlanner.free: boundary = the service area le
 holes = the buffered zones). Both must find paths of equal length (1e-6 relative). Prints a table and
 writes the figures to $GROUNDCTL_BENCH_OUT (default /tmp/groundctl_route_bench.json).
 
+test_route_scaling grows the same kind of city (about 100, 300, 1,000 and 3,000 zones) and reports how
+preparation and query time grow, with the peer under a time budget (it runs in a child process that
+is stopped when the budget is spent), the time to add and lift a restriction, and writes
+$GROUNDCTL_BENCH_SCALE_OUT (default /tmp/groundctl_route_scaling.json):
+
+    pytest -m bench tests/bench/test_route_bench.py -k scaling -s
+
+Knobs: GROUNDCTL_BENCH_SCALE (grid sides, "10,17,32,55"), GROUNDCTL_BENCH_SCALE_QUERIES (1000),
+GROUNDCTL_BENCH_SCALE_PEER_QUERIES (200), GROUNDCTL_BENCH_PEER_BUDGET_S (300, per map). Query
+times are wall clock and, beside them, the thread's CPU time (a loaded machine inflates the first).
+
 Knobs (environment): GROUNDCTL_BENCH_CELLS (grid side, 18), GROUNDCTL_BENCH_QUERIES (1000),
 GROUNDCTL_BENCH_PEER_QUERIES (how many of the same queries the peer answers; default all),
 GROUNDCTL_BENCH_SEED (7).
@@ -162,8 +173,8 @@ def test_route_planner_vs_extremitypathfinder():
     ours, peer = _stats(ours_t), _stats(peer_t)
     ours_same = _stats(ours_t[:n_peer])
     result = {
-        "map": {"zones": len(asp.zones), "free_vertices": n_vertices, "graph_nodes": len(planner.nodes),
-                "graph_edges": planner.edge_count, "size_km": SIZE_M * cells / 18 / 1000, "seed": seed,
+        "map": {"zones": len(asp.zones), "free_vertices": n_vertices, "mesh_triangles": len(planner.mesh.triangles),
+                "size_km": SIZE_M * cells / 18 / 1000, "seed": seed,
                 "lateral_margin_m": LATERAL_M, "edge_margin_m": EDGE_M},
         "queries": n_q, "peer_queries": n_peer,
         "groundctl": {"prep_s": prep_ours, **ours},
@@ -179,7 +190,7 @@ def test_route_planner_vs_extremitypathfinder():
         json.dump(result, f, indent=2)
     m = result["map"]
     print(f"\nroute benchmark: {m['zones']} zones, {m['free_vertices']} free-space vertices, "
-          f"{m['graph_nodes']} graph nodes / {m['graph_edges']} edges, {m['size_km']:.0f} km square, "
+          f"{m['mesh_triangles']} mesh triangles, {m['size_km']:.0f} km square, "
           f"{n_q} hub->zone queries (peer: {n_peer}; numba: {result['extremitypathfinder']['numba']})")
     print(f"{'':22}{'prep s':>10}{'median ms':>12}{'p99 ms':>10}")
     print(f"{'groundctl':22}{prep_ours:10.2f}{ours['median_ms']:12.3f}{ours['p99_ms']:10.3f}")
@@ -189,3 +200,149 @@ def test_route_planner_vs_extremitypathfinder():
     print(f"path lengths equal within 1e-6: {agree}/{n_peer} (max relative difference {np.nanmax(rel):.2e}); "
           f"figures in {out}")
     assert agree == n_peer, f"path lengths differ: {n_peer - agree} of {n_peer}"
+
+
+def _peer_run(boundary, holes, hub, goals, out) -> None:
+    """Child process: extremitypathfinder's preparation and queries, reported through a queue."""
+    from extremitypathfinder import PolygonEnvironment
+
+    env = PolygonEnvironment()
+    t0 = time.perf_counter()
+    env.store(boundary, holes, validate=False)
+    out.put(("prep", time.perf_counter() - t0))
+    times, lengths = [], []
+    for g in goals:
+        t0 = time.perf_counter()
+        _path, d = env.find_shortest_path(hub, g)
+        times.append(time.perf_counter() - t0)
+        lengths.append(math.nan if d is None else float(d))
+    out.put(("queries", times, lengths))
+
+
+def _peer(free, hub, goals, budget_s: float) -> dict:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    boundary = np.asarray(free.exterior.coords)[:-1]
+    holes = [np.asarray(r.coords)[:-1] for r in free.interiors]
+    proc = ctx.Process(target=_peer_run, args=(boundary, holes, hub, goals, q), daemon=True)
+    t0 = time.perf_counter()
+    proc.start()
+    res: dict = {}
+    while time.perf_counter() - t0 < budget_s and "queries" not in res:
+        try:
+            msg = q.get(timeout=1.0)
+        except Exception:
+            if not proc.is_alive():
+                break
+            continue
+        if msg[0] == "prep":
+            res["prep_s"] = msg[1]
+        else:
+            res.update(_stats(msg[1]))
+            res["queries"] = len(msg[1])
+            res["lengths"] = msg[2]
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(5)
+    if "queries" not in res and proc.exitcode not in (None, 0, -15):
+        res["unfinished"] = f"failed (exit code {proc.exitcode}; see its traceback above)"
+    elif "queries" not in res:
+        res["unfinished"] = f"not done within the {budget_s:g} s budget" + (
+            f" (preparation {res['prep_s']:.0f} s)" if "prep_s" in res else " (still preparing)")
+    return res
+
+
+@pytest.mark.timeout(0)
+def test_route_scaling():
+    """Cost growth from about 100 to 3,000 zones: ours on every map, the peer where it finishes in budget."""
+    seed = _env_int("GROUNDCTL_BENCH_SEED", 7)
+    sides = [int(x) for x in os.environ.get("GROUNDCTL_BENCH_SCALE", "10,17,32,55").split(",") if x.strip()]
+    n_q = _env_int("GROUNDCTL_BENCH_SCALE_QUERIES", 1000)
+    n_peer = min(n_q, _env_int("GROUNDCTL_BENCH_SCALE_PEER_QUERIES", 200))
+    budget = float(os.environ.get("GROUNDCTL_BENCH_PEER_BUDGET_S", 300))
+    from groundctl.core.routing_kernel import HAVE_NUMBA
+
+    if HAVE_NUMBA:  # compile (or load the cached kernel) once, outside every timing
+        warm = RoutePlanner(parse_airspace(generate_airspace(seed, 3, 3_000.0)), lateral_margin_m=LATERAL_M,
+                            edge_margin_m=EDGE_M)
+        x0, y0, x1, y1 = warm.free.bounds
+        warm.shortest_path_xy(_free_point_near(warm.free, x0 + 60, y0 + 60), _free_point_near(warm.free, x1 - 60, y1 - 60))
+    rows = []
+    for cells in sides:
+        asp = parse_airspace(generate_airspace(seed, cells, SIZE_M * cells / 18))
+        asp.zones_xy  # the projection belongs to loading the airspace, not to the planner
+        t0 = time.perf_counter()
+        planner = RoutePlanner(asp, lateral_margin_m=LATERAL_M, edge_margin_m=EDGE_M)
+        prep = time.perf_counter() - t0
+        free = planner.free
+        n_vertices = int(shapely.get_num_coordinates(free)) - 1 - len(free.interiors)
+        rng = np.random.default_rng(seed + 1)
+        hub = _free_point_near(free, 0.0, 0.0)
+        x0, y0, x1, y1 = free.bounds
+        goals: list[tuple[float, float]] = []
+        while len(goals) < n_q:
+            cand = np.column_stack([rng.uniform(x0, x1, 4 * n_q), rng.uniform(y0, y1, 4 * n_q)])
+            ok = shapely.covers(free, shapely.points(cand))
+            goals.extend(map(tuple, cand[ok][: n_q - len(goals)].tolist()))
+        times, cpu, lengths, paths = [], [], [], []
+        for g in goals:
+            c0 = time.thread_time()
+            t0 = time.perf_counter()
+            path = planner.shortest_path_xy(hub, g)
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
+            lengths.append(_length(path))
+            paths.append(path)
+        clear = shapely.covered_by(np.array([shapely.LineString(p) for p in paths[:200]], dtype=object),
+                                   free.buffer(1e-6))
+        assert clear.all(), "a route leaves the free space"
+        ours = _stats(times)
+        # on a shared machine wall-clock p99 is mostly time spent descheduled: CPU time shows the cost itself
+        ours_cpu = _stats(cpu)
+        # a temporary restriction across the way to the farthest goal, added and lifted
+        far = int(np.argmax(lengths))
+        mid = shapely.LineString(paths[far]).interpolate(0.5, normalized=True)
+        restriction = mid.buffer(min(400.0, lengths[far] / 4))
+        t0 = time.perf_counter()
+        planner.add_obstacle_xy("bench-restriction", restriction)
+        add_s = time.perf_counter() - t0
+        detour = planner.shortest_path_xy(hub, goals[far])
+        assert shapely.LineString(detour).distance(restriction) >= LATERAL_M - 1e-6
+        t0 = time.perf_counter()
+        planner.remove_obstacle("bench-restriction")
+        remove_s = time.perf_counter() - t0
+        assert _length(planner.shortest_path_xy(hub, goals[far])) == pytest.approx(lengths[far], rel=1e-9)
+        print(f"\n{len(asp.zones)} zones, {n_vertices} free-space vertices: prep {prep:.2f} s, median "
+              f"{ours['median_ms']:.2f} ms, p99 {ours['p99_ms']:.2f} ms; restriction add {add_s * 1e3:.0f} ms, "
+              f"lift {remove_s * 1e3:.0f} ms; the peer ...", flush=True)
+        peer = _peer(free, hub, goals[:n_peer], budget)
+        row = {"zones": len(asp.zones), "free_vertices": n_vertices, "mesh_triangles": len(planner.mesh.triangles),
+               "size_km": SIZE_M * cells / 18 / 1000, "prep_s": prep, **ours,
+               "cpu_median_ms": ours_cpu["median_ms"], "cpu_p99_ms": ours_cpu["p99_ms"],
+               "restriction_add_s": add_s, "restriction_lift_s": remove_s,
+               "peer": {k: v for k, v in peer.items() if k != "lengths"}}
+        if "lengths" in peer:
+            a, b = np.asarray(lengths[:n_peer]), np.asarray(peer["lengths"])
+            rel = np.abs(a - b) / np.maximum(b, 1.0)
+            row["peer"]["equal_1e-6"] = int(np.sum(rel <= 1e-6))
+            assert row["peer"]["equal_1e-6"] == n_peer, f"path lengths differ from the peer's: {n_peer - row['peer']['equal_1e-6']}"
+        rows.append(row)
+    out = os.environ.get("GROUNDCTL_BENCH_SCALE_OUT", "/tmp/groundctl_route_scaling.json")
+    with open(out, "w") as f:
+        json.dump({"seed": seed, "queries": n_q, "peer_queries": n_peer, "peer_budget_s": budget,
+                   "numba": HAVE_NUMBA, "rows": rows}, f, indent=2)
+    print(f"\nroute scaling ({n_q} hub->random queries per map; peer: extremitypathfinder, {n_peer} of the same "
+          f"queries, {budget:g} s budget per map)")
+    print("| zones | free-space vertices | preparation | median query | p99 query | p99 query, CPU time "
+          "| restriction add / lift | peer preparation | peer median | peer p99 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        p = r["peer"]
+        peer_cols = (f"{p['prep_s']:.1f} s | {p['median_ms']:.1f} ms | {p['p99_ms']:.1f} ms" if "median_ms" in p
+                     else f"{p['unfinished']} | - | -")
+        print(f"| {r['zones']:,} | {r['free_vertices']:,} | {r['prep_s']:.2f} s | {r['median_ms']:.2f} ms "
+              f"| {r['p99_ms']:.2f} ms | {r['cpu_p99_ms']:.2f} ms | {r['restriction_add_s'] * 1e3:.0f} / {r['restriction_lift_s'] * 1e3:.0f} ms "
+              f"| {peer_cols} |")
+    print(f"figures in {out}")

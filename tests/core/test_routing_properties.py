@@ -24,6 +24,7 @@ from shapely.geometry import LineString, Point, Polygon, box, mapping
 from groundctl.core.airspace import parse_airspace
 from groundctl.core.geo import LocalFrame
 from groundctl.core.routing import RoutePlanner
+from groundctl.core.routing_visgraph import VisibilityGraphPlanner
 from groundctl.errors import NoRouteError
 
 LAT0, LON0 = -35.36, 149.16
@@ -191,6 +192,9 @@ def test_route_is_clear_inside_and_optimal(sc):
         assert planner.inner.buffer(TOL).covers(line), "route comes closer to the edge than the edge margin"
         event("straight" if len(path) == 2 else "bends")
         length = path_length(path)
+        # the pure-Python search (used without numba) must find the same optimum as the compiled one
+        ref = planner.mesh.shortest_path(start, goal, planner._locate(start), planner._locate(goal), compiled=False)
+        assert path_length(ref) == pytest.approx(length, rel=1e-9, abs=TOL)
         assert length <= best + TOL + 1e-9 * best, f"route {length} m longer than the optimum {best} m"
         assert length >= best - TOL - 1e-9 * best, f"route {length} m shorter than the brute force {best} m"
         if planner.free.covers(LineString([start, goal])):
@@ -253,13 +257,13 @@ def dense_maps(draw):
 @settings(SETTINGS, max_examples=25)
 @given(dense_maps())
 def test_visibility_graph_is_every_visible_bitangent_pair(shapes):
-    """The planner's graph holds exactly the corner pairs that see each other along a bitangent line.
+    """The reference planner's graph holds exactly the corner pairs that see each other along a bitangent line.
 
     Reference: reflex corners of the free region and their boundary neighbours, every pair tested with
     GEOS's covered_by against the whole free polygon -- no shadow filter, no index.
     """
     asp = make_airspace(1400.0, 1400.0, shapes)
-    planner = RoutePlanner(asp, lateral_margin_m=15.0)
+    planner = VisibilityGraphPlanner(asp, lateral_margin_m=15.0)
     free = shapely.orient_polygons(planner.free)
     corners, prevs, nexts = [], [], []
     for poly in getattr(free, "geoms", [free]):
