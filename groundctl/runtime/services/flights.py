@@ -31,6 +31,7 @@ from groundctl.runtime.live import LiveHub
 from groundctl.runtime.services.airspace import AirspaceService
 from groundctl.runtime.services.deliveries import DeliveryService
 from groundctl.runtime.services.fleet import FleetService
+from groundctl.runtime.services.handoff import claim_planned
 from groundctl.runtime.services.settings import Settings
 from groundctl.runtime.services.zones import ZoneService
 from groundctl.runtime.store import IN_FLIGHT_STATES, Delivery, Store, Zone, is_active
@@ -112,6 +113,9 @@ class FlightSupervisor:
     def _dispatch_record(self, delivery_id: int, vehicle: str | None) -> tuple[dict, FlightPlan, Vehicle]:
         """Check, choose the vehicle and record the dispatch: database and planning work, for a thread."""
         with self.store.session() as s:
+            # claim the row before reading it: a change of mind committed meanwhile cannot leave this
+            # dispatch flying the plan it replaced (the state check below then refuses what is not planned)
+            claim_planned(s, delivery_id)
             d = self.deliveries.own(s, None, delivery_id)
             if d.state != "planned":
                 raise Conflict(f"delivery {delivery_id} is {d.state}; only a planned delivery can be dispatched",
