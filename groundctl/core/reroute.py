@@ -68,6 +68,17 @@ def crosses(mission: list[MissionItem], seq: int, here_ll: tuple[float, float], 
     return bool(geom.intersects(shape_ll))
 
 
+def at_zone(plan: FlightPlan, here_ll: tuple[float, float], seq: int, released: bool) -> bool:
+    """Is the vehicle flying the zone's items with the parcel still aboard (descending, placing, holding)?
+    Those are flown where they are: a reroute waits until they are done and only the way home is left."""
+    from groundctl.core.geo import geodesic_distance_m  # noqa: PLC0415
+
+    first, last = zone_span(plan.mission)
+    if released or not first <= seq <= last:
+        return False
+    return seq > first or geodesic_distance_m(*here_ll, plan.zone.lon, plan.zone.lat) <= AT_ZONE_M
+
+
 def reroute(plan: FlightPlan, airspace: Any, planner: Any, here_ll: tuple[float, float], seq: int, *,
             released: bool, home: bool = False) -> Reroute:
     """The flight from `here_ll` (lon, lat), flying mission item `seq`, on a route `planner` (built on

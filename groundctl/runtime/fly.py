@@ -456,6 +456,7 @@ class DeliveryFlight:
         mission is stopped outside AUTO: AP_Mission::set_current_cmd only moves the index) and AUTO,
         which resumes there (MIS_RESTART 0). Any failure: the vehicle returns along a cleared route if
         one exists (events reroute_failed, rtl), else it stays holding (reroute_failed, holding)."""
+        from groundctl.core.reroute import at_zone  # noqa: PLC0415
         from groundctl.errors import NoRouteError  # noqa: PLC0415
 
         async with self._clear_lock:
@@ -471,6 +472,9 @@ class DeliveryFlight:
                 await self._reroute_failed(restriction, f"the vehicle is in {s.mode}, not flying the mission: not rerouted")
                 return {"result": "failed", "reason": f"mode {s.mode}"}
             seq, released = s.mission_seq or 1, mon.released
+            if s.has_position and at_zone(self.plan, (s.lon, s.lat), seq, released):
+                # a hold here would interrupt the drop; the way home is rerouted once the zone's items are flown
+                return {"result": "later", "reason": "at the zone: its items are flown first"}
             t0 = s.time_boot_ms
             self._stage(f"REROUTE around restriction {restriction!r}: holding in GUIDED while the route is replaced")
             try:

@@ -105,3 +105,16 @@ def test_at_the_zone_there_is_nothing_to_reroute(scenario, planner):
     with pytest.raises(NoRouteError, match="at the zone"):
         reroute(plan, scenario.airspace, view_with(scenario, plan, r), (plan.zone.lon, plan.zone.lat), first + 1,
                 released=False)
+
+
+def test_at_zone_is_the_zone_items_with_the_parcel_aboard(scenario, planner):
+    from groundctl.core.reroute import at_zone
+
+    plan = plan_for(scenario, planner)
+    first, last = zone_span(plan.mission)
+    zone = (plan.zone.lon, plan.zone.lat)
+    far, _ = along(plan, 0.5)
+    assert not at_zone(plan, far, first, released=False)  # flying to the first item over the zone
+    assert at_zone(plan, zone, first, released=False) and at_zone(plan, zone, plan.drop_seq, released=False)
+    assert not at_zone(plan, zone, plan.drop_seq, released=True)
+    assert not at_zone(plan, zone, last + 1, released=False)

@@ -438,7 +438,8 @@ class FlightSupervisor:
                 for (did, _), res in zip(todo, results):
                     if isinstance(res, BaseException):
                         log.error("delivery %s: reroute check failed: %r", did, res)
-                    elif res != "ground":  # a flight still on the ground is checked once it is up
+                    # a flight still on the ground is checked once it is up; one at its zone once it leaves
+                    elif res != "ground" and not (isinstance(res, dict) and res.get("result") == "later"):
                         checked[did] = gen
                 for gone in [k for k in checked if k not in self.flights]:
                     del checked[gone]
