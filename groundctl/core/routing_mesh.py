@@ -80,23 +80,15 @@ class NavMesh:
     """Triangles of the free region with their neighbours and the corners a path may bend round."""
 
     def __init__(self, vertices: np.ndarray, triangles: np.ndarray) -> None:
-        self._set(vertices, triangles)
+        v = np.asarray(vertices, dtype=float).reshape(-1, 2)
+        self._set(v, _clean(v, triangles))
 
     @classmethod
     def of(cls, free: BaseGeometry) -> "NavMesh":
         return cls(*triangulate(free))
 
     # -- structure --------------------------------------------------------------------------------
-    def _set(self, vertices: np.ndarray, triangles: np.ndarray) -> None:
-        v = np.asarray(vertices, dtype=float).reshape(-1, 2)
-        t = np.asarray(triangles, dtype=np.int64).reshape(-1, 3)
-        if len(t):
-            a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
-            area2 = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-            t = t[area2 != 0]  # a zero-area sliver bounds nothing; its neighbours meet across it anyway
-            area2 = area2[area2 != 0]
-            cw = area2 < 0
-            t[cw] = t[cw][:, ::-1]  # counter-clockwise: the search's left and right depend on it
+    def _set(self, v: np.ndarray, t: np.ndarray, layers=None) -> None:
         self.vertices = v
         self.triangles = t
         n = len(t)
@@ -125,48 +117,71 @@ class NavMesh:
         self.corner = boundary & (ang > math.pi + 1e-9)
         self.nbr = nbr
         self.nbr_edge = nbr_edge
-        self._tree = shapely.STRtree(shapely.polygons(v[t])) if n else None
-        # plain lists: the search reads them one element at a time, where lists beat arrays
-        self._X = v[:, 0].tolist()
-        self._Y = v[:, 1].tolist()
-        self._T = t.tolist()
-        self._N = nbr.tolist()
-        self._NE = nbr_edge.tolist()
-        self._C = self.corner.tolist()
+        # point location: STRtrees of triangles with their current ids; a patch adds a small layer
+        # instead of rebuilding the tree of every triangle (see replace_region)
+        if layers is None:
+            layers = [(shapely.STRtree(shapely.polygons(v[t])), np.arange(n))] if n else []
+        self._layers = layers
         self._arrays = (np.ascontiguousarray(v[:, 0]), np.ascontiguousarray(v[:, 1]), np.ascontiguousarray(t),
                         np.ascontiguousarray(nbr), np.ascontiguousarray(nbr_edge), np.ascontiguousarray(self.corner))
+        self.__dict__.pop("_lists", None)
+
+    @property
+    def _lists(self):
+        """Plain lists for the pure-Python search, which reads one element at a time (built on first use)."""
+        if "_lists" not in self.__dict__:
+            self.__dict__["_lists"] = (self.vertices[:, 0].tolist(), self.vertices[:, 1].tolist(),
+                                       self.triangles.tolist(), self.nbr.tolist(), self.nbr_edge.tolist(),
+                                       self.corner.tolist())
+        return self.__dict__["_lists"]
+
+    def triangles_hit(self, geom: BaseGeometry) -> np.ndarray:
+        """Ids of the triangles that meet geom (touching counts)."""
+        out = []
+        for tree, ids in self._layers:
+            hit = ids[tree.query(geom, predicate="intersects")]
+            out.append(hit[hit >= 0])
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
     def locate(self, p: tuple[float, float]) -> list[int]:
         """Triangles whose closed area holds p (several on a shared edge or vertex)."""
-        if self._tree is None:
-            return []
-        return [int(i) for i in self._tree.query(shapely.points(p), predicate="intersects")]
-
-    def triangles_hit(self, geom: BaseGeometry) -> np.ndarray:
-        if self._tree is None:
-            return np.empty(0, dtype=np.int64)
-        return self._tree.query(geom, predicate="intersects")
+        return [int(i) for i in self.triangles_hit(shapely.points(p))]
 
     def replace_region(self, drop: np.ndarray, region: BaseGeometry) -> None:
         """Drop triangles `drop` and triangulate `region` in their place.
 
         `region` must meet the kept triangles only along the dropped ones' outer edges, so the seam
-        keeps its vertices and the patch fits without a global re-triangulation.
+        keeps its vertices and the patch fits without a global re-triangulation. Work beyond the
+        patch is a few vectorised passes (neighbours, corners), no GEOS call over the whole mesh.
         """
+        drop = np.unique(np.asarray(drop, dtype=np.int64))
         keep = np.ones(len(self.triangles), dtype=bool)
-        keep[np.asarray(drop, dtype=np.int64)] = False
+        keep[drop] = False
         kept = self.triangles[keep]
         pv, pt = triangulate(region)
-        verts = np.vstack([self.vertices, pv]) if len(pv) else self.vertices
-        tris = np.vstack([kept, pt + len(self.vertices)]) if len(pt) else kept
-        # merge the patch's copies of seam vertices with the originals, then drop unused ones
-        uv, inv = np.unique(verts, axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
-        tris = inv[tris]
-        used = np.zeros(len(uv), dtype=bool)
-        used[tris.reshape(-1)] = True
-        remap = np.cumsum(used) - 1
-        self._set(uv[used], remap[tris])
+        v = self.vertices
+        # seam vertices of the patch are copies of the dropped triangles' vertices: reuse their ids
+        seam = np.unique(self.triangles[drop].reshape(-1))
+        known = {(float(x), float(y)): int(i) for (x, y), i in zip(v[seam].tolist(), seam.tolist())}
+        ids = np.empty(len(pv), dtype=np.int64)
+        fresh = []
+        for k, (x, y) in enumerate(pv.tolist()):
+            i = known.get((x, y))
+            if i is None:
+                i = len(v) + len(fresh)
+                fresh.append((x, y))
+            ids[k] = i
+        if fresh:
+            v = np.vstack([v, np.array(fresh, dtype=float)])
+        patch = _clean(v, ids[pt]) if len(pt) else np.empty((0, 3), dtype=np.int64)
+        old_to_new = np.where(keep, np.cumsum(keep) - 1, -1)
+        layers = [(tree, np.where(m >= 0, old_to_new[np.maximum(m, 0)], -1)) for tree, m in self._layers]
+        if len(patch):
+            layers.append((shapely.STRtree(shapely.polygons(v[patch])), np.arange(len(kept), len(kept) + len(patch))))
+        tris = np.vstack([kept, patch])
+        if len(layers) > 16:
+            layers = None  # many patches: one fresh tree again
+        self._set(v, tris, layers)
 
     def matches(self, free: BaseGeometry) -> bool:
         """Do the triangles tile exactly `free` (same area, one boundary edge per ring edge)?"""
@@ -195,7 +210,7 @@ class NavMesh:
             if len(chain) == 0:
                 return None
             return [(float(x), float(y)) for x, y in chain[::-1].tolist()] + [(float(goal[0]), float(goal[1]))]
-        X, Y, T, N, NE, C = self._X, self._Y, self._T, self._N, self._NE, self._C
+        X, Y, T, N, NE, C = self._lists
         sx, sy = float(start[0]), float(start[1])
         gx, gy = float(goal[0]), float(goal[1])
         goal_set = set(goal_tris)
@@ -381,6 +396,19 @@ class NavMesh:
             x, y, k, _ = roots[k]
             path.append((x, y))
         return path[::-1]
+
+
+def _clean(v: np.ndarray, triangles) -> np.ndarray:
+    """Triangles counter-clockwise (the search's left and right depend on it), zero-area slivers out."""
+    t = np.asarray(triangles, dtype=np.int64).reshape(-1, 3).copy()
+    if not len(t):
+        return t
+    a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
+    area2 = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    t = t[area2 != 0]  # a zero-area sliver bounds nothing; its neighbours meet across it anyway
+    cw = area2[area2 != 0] < 0
+    t[cw] = t[cw][:, ::-1]
+    return t
 
 
 def _cut(rx, ry, dx, dy, px, py, qx, qy):

@@ -94,3 +94,22 @@ def test_a_bad_restriction_is_refused_naming_the_field():
         planner.add_obstacle("", GEN_FRAME.unproject(box(0, 0, 10, 10)))
     with pytest.raises(InputError, match="obstacle.geometry"):
         planner.add_obstacle("x", shapely.Point(149.16, -35.36))
+
+
+def test_many_restrictions_come_and_go_and_the_routes_follow():
+    """Twenty adds and lifts in a row (the mesh is patched each time) end where a fresh planner starts."""
+    shapes = [("poly", box(-700 + 350 * i, -300, -600 + 350 * i, 300)) for i in range(5)]
+    fresh = RoutePlanner(make_airspace(3000.0, 2000.0, shapes), lateral_margin_m=25.0)
+    live = RoutePlanner(make_airspace(3000.0, 2000.0, shapes), lateral_margin_m=25.0)
+    pairs = [((-1400.0, y0), (1400.0, y1)) for y0, y1 in ((-900, 900), (0, 0), (500, -800), (-50, 60))]
+    for k in range(10):
+        live.add_obstacle(f"r{k}", GEN_FRAME.unproject(Point(-800 + 170 * k, 150 * (k % 3) - 150).buffer(60)))
+    assert live.mesh.matches(live.free)
+    brute = BruteForce(live.free)
+    for (s, g), got in zip(pairs, lengths(live, pairs)):
+        best = brute.shortest(s, g)
+        assert (got is None) == (best is None) and (got is None or got == pytest.approx(best, rel=1e-9, abs=TOL))
+    for k in range(10):
+        live.remove_obstacle(f"r{k}")
+    assert live.mesh.matches(live.free)
+    assert same(lengths(live, pairs), lengths(fresh, pairs))
