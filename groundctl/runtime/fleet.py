@@ -12,7 +12,8 @@ socket, and each socket can carry its own 1..255. A vehicle's address is learnt 
 On a vehicle's first heartbeat the monitor asks it for only the streams it reads
 (REQUEST_DATA_STREAM ALL stop, then MAV_CMD_SET_MESSAGE_INTERVAL per message, both honoured by
 ArduPilot: GCS_Param.cpp handle_request_data_stream and GCS_Common.cpp set_message_interval), and
-asks once more a few seconds later because UDP may lose the first request.
+asks once more a few seconds later because UDP may lose the first request, and again while no
+timed stream has come (a booting autopilot heartbeats before it takes requests).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ FLEET_STREAMS_10HZ: dict[int, float] = {
 }
 _ASK_TIMES = 2  # stream requests per vehicle (first heartbeat, then again)
 _ASK_AGAIN_S = 3.0
+_ASK_MAX = 20
+# streams that carry time_boot_ms: once one arrives, the vehicle has taken the ask
+_TIMED = {mavlink.MAVLINK_MSG_ID_GLOBAL_POSITION_INT, mavlink.MAVLINK_MSG_ID_ATTITUDE,
+          mavlink.MAVLINK_MSG_ID_SYSTEM_TIME}
 
 
 def stream_requests(sysid: int, compid: int, streams: dict[int, float]) -> list:
@@ -225,6 +230,7 @@ class FleetMonitor:
     def tick(self, now: float) -> None:
         """GCS heartbeat to every vehicle, and the stream requests still owed."""
         hb = self._hb.pack(self._mav)
+        timed = bool(self.streams and _TIMED & set(self.streams))
         for link, vehicles in enumerate(self._by_link):
             sock = self._socks[link]
             for addr in {v.addr for v in vehicles.values() if v.addr is not None}:
@@ -235,7 +241,10 @@ class FleetMonitor:
             if self.streams is None:
                 continue
             for v in vehicles.values():
-                if (v.asked < _ASK_TIMES and v.state.last_heartbeat is not None and v.addr is not None
+                # an ask sent while the autopilot is still booting is lost (SITL heartbeats before
+                # its streams start): ask again until a timed stream arrives, a few times at most
+                owed = v.asked < _ASK_TIMES or (v.asked < _ASK_MAX and timed and v.state.time_boot_ms is None)
+                if (owed and v.state.last_heartbeat is not None and v.addr is not None
                         and now - v.asked_at >= _ASK_AGAIN_S):
                     v.asked += 1
                     v.asked_at = now

@@ -60,7 +60,7 @@ def test_same_sysid_on_two_links_are_two_vehicles_and_get_only_the_streams_asked
                     _, host, port = urls[0].split(":")
                     fleet.add_peer(link, sysid, (host, int(port)))
             keys = {(0, 1), (0, 2), (1, 1), (1, 2)}
-            await _until(lambda: all(fleet.vehicles[k].state.has_position and fleet.vehicles[k].asked == 2
+            await _until(lambda: all(fleet.vehicles[k].state.has_position and fleet.vehicles[k].asked >= 2
                                      for k in keys), 60, "four vehicles with a position and streams asked twice")
             start = {k: fleet.vehicles[k].state.time_boot_ms for k in keys}
             # three vehicle seconds after the second request has surely been applied
@@ -110,3 +110,41 @@ def test_noise_on_the_socket_makes_no_vehicle(bad):
     assert fleet.vehicles[(0, 42)].state.messages == 1
     p = fleet.parsers[0]
     assert (p.bad_crc, p.decoded) == ((1, 1) if bad == "bad_crc" else (0, 1))
+
+
+def test_asks_again_until_a_timed_stream_comes():
+    """A booting autopilot heartbeats before it takes stream requests: the fleet keeps asking (every
+    3 s of its clock) until position arrives, then stops."""
+    import socket
+
+    async def run():
+        async with FleetMonitor(streams={GPI: 4}, heartbeat_s=3600) as fleet:  # ticks driven by hand
+            mav = mavlink.MAVLink(None, srcSystem=9, srcComponent=1)
+            hb = mavlink.MAVLink_heartbeat_message(2, 3, 0, 0, 3, 3).pack(mav)
+            gpi = mavlink.MAVLink_global_position_int_message(1000, 0, 0, 0, 0, 0, 0, 0, 0).pack(mav)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as veh:
+                veh.bind(("127.0.0.1", 0))
+                veh.settimeout(2.0)
+                veh.sendto(hb, ("127.0.0.1", fleet.ports[0]))
+                await _until(lambda: fleet.get(0, 9) is not None and fleet.get(0, 9).state.last_heartbeat, 10, "hb")
+
+                def asks_at(t: float) -> int:
+                    fleet.tick(t)
+                    n = 0
+                    veh.settimeout(0.5)
+                    try:
+                        while True:
+                            data = veh.recv(65535)
+                            msgs = mavlink.MAVLink(None).parse_buffer(data) or []
+                            n += sum(1 for m in msgs if m.get_type() == "REQUEST_DATA_STREAM")
+                    except socket.timeout:
+                        return n
+
+                t0 = 1e6
+                got = [asks_at(t0), asks_at(t0 + 1), asks_at(t0 + 3), asks_at(t0 + 6)]
+                veh.sendto(gpi, ("127.0.0.1", fleet.ports[0]))
+                await _until(lambda: fleet.get(0, 9).state.time_boot_ms == 1000, 10, "position")
+                got.append(asks_at(t0 + 9))
+                return got
+
+    assert asyncio.run(run()) == [1, 0, 1, 1, 0]
