@@ -32,30 +32,36 @@ _INF = math.inf
 
 
 def _rings_pslg(polys: list[Polygon]):
-    """Vertices, segments and hole points of polygons, for Triangle (duplicates merged)."""
-    verts, segs, holes = [], [], []
-    off = 0
-    for poly in polys:
-        for k, ring in enumerate([poly.exterior, *poly.interiors]):
-            c = np.asarray(ring.coords)[:-1, :2]
-            n = len(c)
-            if n < 3:
-                continue
-            idx = np.arange(n) + off
-            verts.append(c)
-            segs.append(np.column_stack([idx, np.roll(idx, -1)]))
-            off += n
-            if k:
-                p = Polygon(ring).representative_point()
-                holes.append((p.x, p.y))
-    if not verts:
+    """Vertices, segments and hole points of polygons, for Triangle (duplicates merged). Vectorised:
+    a city has thousands of rings."""
+    if not polys:
         return np.empty((0, 2)), np.empty((0, 2), dtype=np.int32), np.empty((0, 2))
-    v = np.concatenate(verts)
-    s = np.concatenate(segs)
+    rings, owner = shapely.get_rings(np.array(polys, dtype=object), return_index=True)
+    first = np.ones(len(rings), dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]  # each polygon's first ring is its exterior
+    n = shapely.get_num_coordinates(rings) - 1  # without the closing vertex
+    ok = n >= 3
+    rings, first, n = rings[ok], first[ok], n[ok]
+    if not len(rings):
+        return np.empty((0, 2)), np.empty((0, 2), dtype=np.int32), np.empty((0, 2))
+    coords, which = shapely.get_coordinates(rings, return_index=True)
+    start = np.concatenate([[0], np.cumsum(n + 1)[:-1]])
+    keep = np.ones(len(coords), dtype=bool)
+    keep[start + n] = False
+    v = coords[keep]
+    ring_of = which[keep]
+    base = np.concatenate([[0], np.cumsum(n)[:-1]])
+    idx = np.arange(len(v))
+    nxt = idx + 1
+    last = base + n - 1
+    nxt[last] = base
+    segs = np.column_stack([idx, nxt])
+    holes = shapely.get_coordinates(shapely.point_on_surface(shapely.polygons(rings[~first])))
     # pinch points (two rings touching at a vertex) appear twice: Triangle wants each point once
     uv, inv = np.unique(v, axis=0, return_inverse=True)
     inv = inv.reshape(-1)
-    return uv, inv[s].astype(np.int32), np.array(holes, dtype=float).reshape(-1, 2)
+    del ring_of
+    return uv, inv[segs].astype(np.int32), holes.reshape(-1, 2)
 
 
 def triangulate(region: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
