@@ -1,7 +1,9 @@
 """Attended drop, service side: the recipient's clearance reaching the flight, and one-time clear codes.
 
 The flight itself (runtime.fly DeliveryFlight.clear_to_drop, protocol.attended) holds above the zone
-and drops on clearance. Here: who may clear (whoever holds the tracking link, or the recipient or an
+and drops on clearance. Here: the recipient's word that they will be there (`presence_confirmed`, asked
+for in the planned and dispatched notices; dispatch refuses an attended parcel without it unless the
+operator forces it, see faces/api/README.md), who may clear (whoever holds the tracking link, or the recipient or an
 operator with the one-time code the recipient was given), the codes (stored salted and hashed, used
 once, locked after a few wrong tries), and the view fields a delivery shows while it holds
 (`awaiting_clearance`), derived from the stored events so that any API process can answer.
@@ -16,17 +18,22 @@ import secrets
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from groundctl.errors import Conflict, GroundctlError
-from groundctl.runtime.store import Base, UTCDateTime
+from groundctl.runtime.events import DeliveryEvent
+from groundctl.runtime.store import Base, Event, UTCDateTime
 
 CODE_DIGITS = 6
 MAX_WRONG = 5  # a 6-digit code with 5 tries: one chance in 200 000 of guessing it
 # a delivery in one of these has nothing left to clear
 _OVER = {"cleared_to_drop", "recipient_absent", "aborted", "return_route", "returning", "released", "landed",
          "failed", "lost", "crashed"}
+
+
+# presence can still be promised while the drone has not yet begun (or ended) its hold
+_PRESENCE_OPEN = {"planned", "dispatched", "taking_off", "en_route", "at_zone"}
 
 
 class WrongCode(GroundctlError):
@@ -60,6 +67,7 @@ def attended_view(parcel: dict | None, events: Iterable[Any], report: dict | Non
         return {"attended": False, "awaiting_clearance": False, "outcome_reason": reason}
     evs = list(events)
     kinds = {e.kind for e in evs}
+    presence = next((e for e in evs if e.kind == "presence_confirmed"), None)
     hold = next((e for e in evs if e.kind == "holding_for_recipient"), None)
     awaiting = hold is not None and not (kinds & _OVER)
     ended = ("cleared" if "cleared_to_drop" in kinds else "recipient_absent" if "recipient_absent" in kinds
@@ -67,7 +75,21 @@ def attended_view(parcel: dict | None, events: Iterable[Any], report: dict | Non
     return {"attended": True, "awaiting_clearance": awaiting,
             "hold_deadline": (hold.data or {}).get("deadline") if hold is not None else None,
             "hold_s": (hold.data or {}).get("hold_s") if hold is not None else None,
-            "hold_ended": ended, "outcome_reason": reason}
+            "hold_ended": ended, "outcome_reason": reason,
+            "presence_confirmed": presence is not None,
+            "presence_confirmed_at": presence.time.isoformat() if presence is not None else None}
+
+
+def presence_refusal(s, d) -> str | None:
+    """Why an attended delivery may not be dispatched yet (nobody said they will be there), or None."""
+    if not (d.parcel or {}).get("attended"):
+        return None
+    found = s.scalar(select(Event.id).where(Event.delivery_id == d.id, Event.kind == "presence_confirmed").limit(1))
+    if found is not None:
+        return None
+    return (f"delivery {d.id} is an attended drop and the recipient has not confirmed they will be there "
+            f"(tracking page \"I'll be there\", or POST /api/v1/deliveries/{d.id}/presence); flying now would most "
+            "likely hold above an empty zone and bring the parcel back. Dispatch with force=true to fly anyway")
 
 
 class AttendedService:
@@ -132,6 +154,47 @@ class AttendedService:
             if row is not None:
                 row.used_at = self.clock()
                 s.commit()
+
+    # -- presence (synchronous: database only, for a worker thread) ------------------------------
+    def confirm_presence(self, recipient_id: int | None, delivery_id: int, *, by: str, via: str) -> dict:
+        """The recipient will be at the zone: recorded once (a repeat answers the same, records nothing).
+        recipient_id None: the caller holds the tracking link, or is an operator the recipient told."""
+        with self.store.session() as s:
+            d = self.deliveries.own(s, recipient_id, delivery_id)
+            if not (d.parcel or {}).get("attended"):
+                raise Conflict(f"delivery {delivery_id} is not an attended drop: nobody needs to be there",
+                               field="delivery_id")
+            kinds = set(self.store.kinds(s, delivery_id))
+            if "presence_confirmed" not in kinds:
+                if d.state not in _PRESENCE_OPEN or kinds & _OVER:
+                    raise Conflict(f"delivery {delivery_id} is {d.state}: it is too late to confirm presence",
+                                   field="delivery_id")
+                # a concurrent confirmation loses on the (delivery, kind, occurrence) constraint: still once
+                self.store.append(s, delivery_id, DeliveryEvent(
+                    "presence_confirmed", time=self.clock(), message=f"the recipient will be there (via {via})",
+                    data={"by": by, "via": via}))
+            view = self.deliveries.view(s, d, operator=False)
+        return {k: view.get(k) for k in ("id", "state", "attended", "presence_confirmed", "presence_confirmed_at")}
+
+    async def hold(self, delivery_id: int) -> dict:
+        """What the tracking page shows of the attended drop: presence, and while the drone holds, how long
+        it still waits. hold_left_s is in vehicle seconds from the flight when this process flies it (the
+        vehicle's clock decides when the hold ends); otherwise from the stored deadline."""
+        view = await asyncio.to_thread(self.deliveries.get, None, delivery_id)
+        out = {k: view.get(k) for k in ("id", "state", "attended", "presence_confirmed", "presence_confirmed_at",
+                                        "awaiting_clearance", "hold_s", "hold_deadline", "hold_ended")}
+        out["can_confirm_presence"] = bool(view.get("attended") and not view.get("presence_confirmed")
+                                           and view.get("state") in _PRESENCE_OPEN and not view.get("hold_ended")
+                                           and not view.get("awaiting_clearance"))
+        left = None
+        if view.get("awaiting_clearance"):
+            flight = self.service.flights.flights.get(delivery_id)
+            hv = flight.hold_view() if flight is not None and hasattr(flight, "hold_view") else None
+            left = (hv or {}).get("hold_left_s")
+            if left is None and view.get("hold_deadline"):
+                left = (datetime.fromisoformat(view["hold_deadline"]) - self.clock()).total_seconds()
+        out["hold_left_s"] = None if left is None else round(max(0.0, left), 1)
+        return out
 
     # -- clearance -------------------------------------------------------------------------------
     async def clear(self, delivery_id: int, *, by: str, recipient_id: int | None = None,

@@ -83,6 +83,8 @@ def test_attended_drop_holds_until_the_recipient_clears_it(tmp_path):
                 token = tracking.tracking_token(s, did)
                 s.commit()
             code = c.post(f"/api/v1/deliveries/{did}/clear-code", headers=h).json()["code"]
+            # the recipient says she will be there (test_attended_presence.py: without it dispatch is 409)
+            assert c.post(f"/api/v1/track/{token}/presence").json()["presence_confirmed"] is True
             r = c.post(f"/api/v1/deliveries/{did}/dispatch", json={"vehicle": "dr-01"}, headers=OP)
             assert r.status_code == 200, r.text
             # on its way: nothing to clear yet, and the refusal says why

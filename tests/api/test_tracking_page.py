@@ -32,6 +32,7 @@ DRONE = (0xFF, 0x7F, 0x0E)
 ZONE = (0x22, 0xB1, 0x4C)
 DROP = (0xE6, 0x00, 0x7E)
 PROOF_CARD = (0xDF, 0xF3, 0xE4)
+PRESENCE_CARD = (0xFF, 0xF1, 0xC9)
 APPROACH = {"dispatched", "taking_off", "en_route", "at_zone", "lowering"}
 ATTENDED = {"mass_kg": 1.0, "handling": ["signature"], "attended": True}
 AFTER_DROP = {"released", "returning", "landed"}
@@ -108,6 +109,12 @@ def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_p
             assert [(e["kind"], e["data"].get("via")) for e in moved["events"] if e["kind"].endswith("_changed")] == [
                 ("zone_changed", "page"), ("instructions_changed", "page")]
 
+            # an attended parcel: the page asks her to be there, and she says so on it (dispatch needs it)
+            s = shoot(browser, url, PHONE, tmp_path / "presence-phone.png")
+            assert s and count(s["img"], PRESENCE_CARD, tol=2) > 20_000 and "I'll be there" in s["text"]
+            browser.eval("document.getElementById('presence-btn').click(); true")
+            browser.wait("document.getElementById('presence-text').textContent.startsWith('Thank you')")
+            assert browser.eval("document.getElementById('presence-btn').hidden")
             r = c.post(f"/api/v1/deliveries/{did}/dispatch", json={"vehicle": "dr-01"}, headers=OP)
             assert r.status_code == 200, r.text
             # after dispatch the drone flies the plan it was given: no change of mind, with the reason
@@ -136,7 +143,8 @@ def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_p
                 for size in (PHONE, DESKTOP):
                     s = shoot(browser, url, size, tmp_path / f"shot-{len(shots)}.png")
                     if s:
-                        s["button"] = browser.eval("!document.getElementById('clearance').hidden")
+                        s["button"], s["left"] = browser.eval(
+                            "[!document.getElementById('clearance').hidden, document.body.dataset.holdLeft]")
                         shots.append(s)
                 held = [s for s in shots if s["button"] and s["drone"]]
                 if not cleared and {s["size"] for s in held} == {PHONE, DESKTOP}:
@@ -149,6 +157,8 @@ def test_page_follows_the_flight_then_shows_the_proof_and_takes_the_answer(tmp_p
             assert seen_drone_in_json and cleared
             # the button shows exactly while the delivery says the drone holds for the recipient
             assert all(s["state"] == "at_zone" for s in shots if s["button"])
+            # with the time the drone still waits, counted down from the 8 minutes of the hold
+            assert all(s["left"] is not None and 0 <= int(s["left"]) <= 480 for s in shots if s["button"])
             flying = [s for s in shots if s["state"] in APPROACH and s["drone"]]
             assert {s["size"] for s in flying} == {PHONE, DESKTOP}, [(s["size"], s["state"]) for s in shots]
             for s in flying:  # one drone, alice's: a triangle is about 140 pixels of the colour

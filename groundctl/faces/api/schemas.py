@@ -39,6 +39,8 @@ class DeliveryIn(_In):
 class DispatchIn(_In):
     vehicle: str | None = Field(default=None, min_length=1, max_length=100,
                                 description="default: an idle vehicle of the planned airframe at the hub")
+    force: bool = Field(default=False, description="attended drop: fly although the recipient has not confirmed "
+                        "they will be there (otherwise 409)")
 
 
 class AbortIn(_In):

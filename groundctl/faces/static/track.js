@@ -29,6 +29,8 @@
   const canvas = $("map");
   const ctx = canvas.getContext("2d");
   let data = null, timer = null, editing = false;
+  // the attended drop (GET .../hold): presence, and while the drone holds, the time it still waits
+  let hold = null, holdEnd = null, tick = null;
 
   async function load() {
     clearTimeout(timer);
@@ -37,6 +39,10 @@
       if (r.status === 404) return gone();
       if (!r.ok) throw new Error(r.status + " " + r.statusText);
       data = await r.json();
+      try {
+        const h = await fetch(api + "/hold", { cache: "no-store", credentials: "omit" });
+        hold = h.ok ? await h.json() : null;
+      } catch (e) { hold = null; }
       render();
     } catch (e) {
       $("status").textContent = "Cannot reach the delivery service right now; retrying…";
@@ -85,6 +91,8 @@
     $("instructions").textContent = d.instructions || "No instructions given.";
     $("zone-name").textContent = d.zone && d.zone.name ? "Landing zone: " + d.zone.name : "";
     $("clearance").hidden = !d.awaiting_clearance;
+    renderPresence(d);
+    renderHold(d);
     renderProof(d);
     renderConfirm(d);
     renderChange(d);
@@ -93,6 +101,41 @@
     // what was drawn, for scripts and tests reading the page (never anything the JSON did not say)
     const b = document.body.dataset;
     b.state = d.state; b.drone = d.drone ? "1" : "0"; b.renders = String((+b.renders || 0) + 1);
+  }
+
+  function mmss(s) {
+    s = Math.max(0, Math.round(s));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+
+  function renderPresence(d) {
+    const h = hold;
+    const show = !!(h && h.attended && !d.awaiting_clearance && (h.can_confirm_presence || h.presence_confirmed)
+                    && (d.state === "planned" || FLYING.has(d.state)));
+    $("presence").hidden = !show;
+    if (!show) return;
+    const wait = h.hold_s ? ` The drone waits at most ${Math.max(1, Math.round(h.hold_s / 60))} min above your zone.` : "";
+    $("presence-btn").hidden = !h.can_confirm_presence;
+    $("presence-text").textContent = h.presence_confirmed
+      ? "Thank you: you said you will be there. Keep this page open; you clear the drop here when the drone arrives." + wait
+      : "Someone has to be at the landing zone to receive it. Please confirm you will be there; the drone leaves only then." + wait;
+  }
+
+  // counts down between polls from the time left the server gave (the vehicle's own clock decides)
+  function renderHold(d) {
+    clearInterval(tick); tick = null;
+    const left = hold && d.awaiting_clearance ? hold.hold_left_s : null;
+    if (left == null) { holdEnd = null; $("hold-left").textContent = ""; $("hold-fill").style.width = "0"; return; }
+    holdEnd = performance.now() + left * 1000;
+    const total = hold.hold_s || left || 1;
+    const show = () => {
+      const s = Math.max(0, (holdEnd - performance.now()) / 1000);
+      $("hold-left").textContent = `It waits ${mmss(s)} more`;
+      $("hold-fill").style.width = (100 * Math.min(1, s / total)).toFixed(1) + "%";
+      document.body.dataset.holdLeft = String(Math.round(s));
+    };
+    show();
+    tick = setInterval(show, 1000);
   }
 
   function renderProof(d) {
@@ -164,6 +207,13 @@
     e.preventDefault();
     const status = new FormData(e.target).get("status");
     if (await send("POST", api + "/confirmation", { status, message: $("confirm-message").value }, $("confirm-msg"))) load();
+  });
+
+  $("presence-btn").addEventListener("click", async () => {
+    $("presence-btn").disabled = true;
+    await send("POST", api + "/presence", {}, $("presence-msg"));
+    $("presence-btn").disabled = false;
+    load();
   });
 
   // the attended drop: shown only while the delivery says the drone holds for the recipient

@@ -14,7 +14,8 @@ from groundctl.core.geo import geodesic_distance_m
 log = logging.getLogger("groundctl.notify")
 
 # every kind a recipient or an integration can subscribe to
-KINDS = ("planned", "dispatched", "arriving", "delivered", "failed", "returned", "aborted", "zone_stale")
+KINDS = ("planned", "dispatched", "arriving", "holding_for_recipient", "delivered", "failed", "returned", "aborted",
+         "zone_stale")
 DELIVERED_OUTCOMES = ("delivered", "delivered_with_incidents")
 # what a flight's outcome means to the person waiting for the parcel
 _OUTCOME_KIND = {"returned_with_parcel": "returned", "misdelivered": "failed", "landed_away": "failed",
@@ -23,6 +24,8 @@ _NEXT = {
     "returned": "the parcel is back at the hub; the operator will arrange another attempt",
     "failed": "the operator has been alerted and will contact you about another attempt",
     "aborted": "the operator stopped this delivery; the parcel stays with (or returns to) the hub",
+    "recipient_absent": "the drone is flying the parcel back to the hub; the sender will contact you to arrange "
+                        "another attempt (confirm you will be there next time, on the tracking page)",
 }
 
 
@@ -51,10 +54,27 @@ def _proof(d, data: dict) -> dict | None:
     return {"time": data.get("drop_time"), "lat": lat, "lon": lon, "distance_from_zone_centre_m": dist}
 
 
+def _attended(d) -> tuple[bool, float | None]:
+    """(attended drop?, how long the drone waits above the zone, seconds)."""
+    if not (d.parcel or {}).get("attended"):
+        return False, None
+    return True, (d.summary or {}).get("attended_hold_s")
+
+
+def _presence_ask(d, hold_s: float | None) -> str:
+    wait = f" The drone waits at most {_minutes(hold_s)} above the zone." if hold_s else ""
+    return (" This parcel must be handed over in person: please confirm you will be there (\"I'll be there\" on "
+            f"the tracking page).{wait} If nobody clears it to drop, it comes back with the parcel.")
+
+
 def kind_for(ev) -> str | None:
     """The notification kind a stored event announces, if any (cheap: no database, no link)."""
-    if ev.kind in ("planned", "dispatched", "arriving", "aborted", "failed"):
+    if ev.kind in ("planned", "dispatched", "arriving", "aborted", "failed", "holding_for_recipient"):
         return ev.kind
+    if ev.kind == "recipient_absent":
+        # the drone turns home now: the recipient hears it at once, not when it lands (the report's
+        # "returned" then finds this one queued and is not sent twice)
+        return "returned"
     if ev.kind == "refused":
         return "failed"
     if ev.kind == "report":
@@ -77,11 +97,35 @@ def for_event(s, d, ev) -> tuple[str, dict] | None:
         if span:
             text += (f"; the parcel will be down between {_minutes(span[0])} and {_minutes(span[1])} after "
                      "it is dispatched")
-        return "planned", {**base, "window": window or None, "tracking_url": tracking_link(s, d.id), "text": text}
+        att, hold_s = _attended(d)
+        if att:
+            text += "." + _presence_ask(d, hold_s)
+        return "planned", {**base, "window": window or None, "tracking_url": tracking_link(s, d.id), "text": text,
+                           **_attended_fields(s, d, att, hold_s)}
     if k == "dispatched":
         eta = data.get("eta_promised")
-        return "dispatched", {**base, "eta": eta, "tracking_url": tracking_link(s, d.id),
-                              "text": f"Your parcel is on its way to {zone}" + (f", expected at {eta}" if eta else "")}
+        text = f"Your parcel is on its way to {zone}" + (f", expected at {eta}" if eta else "")
+        att, hold_s = _attended(d)
+        if att:
+            text += "." + (_presence_ask(d, hold_s) if not _presence_given(s, d) else
+                           f" Be at the zone: the drone waits at most {_minutes(hold_s)} for you to clear it to drop.")
+        return "dispatched", {**base, "eta": eta, "tracking_url": tracking_link(s, d.id), "text": text,
+                              **_attended_fields(s, d, att, hold_s)}
+    if k == "holding_for_recipient":
+        url = tracking_link(s, d.id)
+        deadline = data.get("deadline")
+        hold_s = data.get("hold_s")
+        until = f" until {deadline}" if deadline else ""
+        return "holding_for_recipient", {
+            **base, "tracking_url": url, "deadline": deadline, "hold_s": hold_s,
+            "text": (f"The drone is above {zone} and waiting for you{until} (at most {_minutes(hold_s)}). Come out, "
+                     "check the zone is clear, and clear it to drop on the tracking page, or read your one-time "
+                     "code to the sender; otherwise it flies back with the parcel")}
+    if k == "recipient_absent":
+        nxt = _NEXT["recipient_absent"]
+        return "returned", {**base, "outcome": "returned_with_parcel", "reason": "recipient_absent", "next": nxt,
+                            "tracking_url": tracking_link(s, d.id),
+                            "text": f"Nobody cleared the drop at {zone} in time (recipient absent); {nxt}"}
     if k == "arriving":
         eta_s = data.get("eta_to_zone_s")
         return "arriving", {**base, "eta": data.get("eta_to_zone"), "eta_s": eta_s,
@@ -115,6 +159,20 @@ def for_event(s, d, ev) -> tuple[str, dict] | None:
     return None
 
 
+def _presence_given(s, d) -> bool:
+    from groundctl.runtime.store import Event  # noqa: PLC0415 (the store imports the outbox, which imports this)
+    from sqlalchemy import select  # noqa: PLC0415
+
+    return s.scalar(select(Event.id).where(Event.delivery_id == d.id, Event.kind == "presence_confirmed")
+                    .limit(1)) is not None
+
+
+def _attended_fields(s, d, att: bool, hold_s: float | None) -> dict:
+    if not att:
+        return {}
+    return {"attended": True, "hold_s": hold_s, "presence_confirmed": _presence_given(s, d)}
+
+
 def zone_stale(zone, stale_at: datetime) -> dict:
     return {"zone_id": zone.id, "zone_name": zone.name, "confirmed_at": zone.confirmed_at.isoformat(),
             "stale_at": stale_at.isoformat(), "reconfirm": f"POST /api/v1/zones/{zone.id}/confirm",
@@ -125,7 +183,8 @@ def zone_stale(zone, stale_at: datetime) -> dict:
 SUBJECTS = {"planned": "Delivery planned", "dispatched": "Your parcel is on its way",
             "arriving": "Your parcel arrives in about two minutes", "delivered": "Your parcel was delivered",
             "failed": "Your delivery failed", "returned": "Your parcel went back to the hub",
-            "aborted": "Your delivery was stopped", "zone_stale": "Please reconfirm your landing zone"}
+            "aborted": "Your delivery was stopped", "zone_stale": "Please reconfirm your landing zone",
+            "holding_for_recipient": "The drone is waiting for you: clear it to drop"}
 
 
 def email_text(kind: str, data: dict) -> tuple[str, str]:
@@ -133,6 +192,8 @@ def email_text(kind: str, data: dict) -> tuple[str, str]:
     lines = [data.get("text", ""), ""]
     if data.get("eta"):
         lines.append(f"Expected: {data['eta']}")
+    if data.get("deadline"):
+        lines.append(f"The drone waits until: {data['deadline']}")
     p = data.get("proof_of_delivery")
     if p:
         lines.append(f"Dropped at {p.get('time')}: {p.get('lat')}, {p.get('lon')} "
@@ -142,7 +203,7 @@ def email_text(kind: str, data: dict) -> tuple[str, str]:
     if data.get("reconfirm"):
         lines.append(f"Reconfirm: {data['reconfirm']}")
     if data.get("tracking_url"):
-        lines.append(f"Track it: {data['tracking_url']}")
+        lines.append(f"{'Clear it to drop' if kind == 'holding_for_recipient' else 'Track it'}: {data['tracking_url']}")
     subject = SUBJECTS.get(kind, "Delivery update")
     if data.get("delivery_id"):
         subject += f" (delivery {data['delivery_id']})"

@@ -23,6 +23,7 @@ from groundctl.core.fleet import Vehicle
 from groundctl.core.plan import FlightPlan, Parcel, build_plan
 from groundctl.core.fleet import LandingZone
 from groundctl.errors import CheckFailure, Conflict, GroundctlError, NotFound, PlanRefused
+from groundctl.runtime.attended import presence_refusal
 from groundctl.runtime.calibration import calibration_for, flight_from_report
 from groundctl.runtime.calibration import record as record_flight
 from groundctl.runtime.events import DeliveryEvent, Progress
@@ -110,7 +111,8 @@ class FlightSupervisor:
                 return v
         raise Conflict(f"no idle {d.airframe!r} with a connection at hub {d.hub!r}", field="vehicle")
 
-    def _dispatch_record(self, delivery_id: int, vehicle: str | None) -> tuple[dict, FlightPlan, Vehicle]:
+    def _dispatch_record(self, delivery_id: int, vehicle: str | None,
+                         force: bool = False) -> tuple[dict, FlightPlan, Vehicle]:
         """Check, choose the vehicle and record the dispatch: database and planning work, for a thread."""
         with self.store.session() as s:
             # claim the row before reading it: a change of mind committed meanwhile cannot leave this
@@ -123,6 +125,9 @@ class FlightSupervisor:
             z = s.get(Zone, d.zone_id)
             if z is not None and self.zones.view(z)["stale"]:
                 raise Conflict(f"zone {d.zone_id} is stale; the recipient must reconfirm it", field="zone_id")
+            absent = None if force else presence_refusal(s, d)  # attended drop: nobody said they will be there
+            if absent:
+                raise Conflict(absent, field="force")
             v = self._pick_vehicle(s, d, vehicle)
             plan = self.deliveries.plan_for(d)
             now = self.now()
@@ -190,8 +195,8 @@ class FlightSupervisor:
         alt = intents.layer_of(s, d.id)
         return plan if alt is None or abs(alt - plan.cruise_alt_m) < 1e-6 else self._plan_at(d, alt)
 
-    async def dispatch(self, delivery_id: int, vehicle: str | None) -> dict:
-        view, plan, v, delay_s = await asyncio.to_thread(self._dispatch_record, delivery_id, vehicle)
+    async def dispatch(self, delivery_id: int, vehicle: str | None, force: bool = False) -> dict:
+        view, plan, v, delay_s = await asyncio.to_thread(self._dispatch_record, delivery_id, vehicle, force)
         self.start_flight(delivery_id, plan, v, resume=False, seen=(), delay_s=delay_s)
         return view
 

@@ -84,9 +84,9 @@ class RemoteFlights(FlightSupervisor):
 
             self.relay = LiveRelay(self.store.engine, self.live, self.progress).start()
 
-    async def dispatch(self, delivery_id: int, vehicle: str | None) -> dict:
+    async def dispatch(self, delivery_id: int, vehicle: str | None, force: bool = False) -> dict:
         self._follow()
-        recorded = await asyncio.to_thread(self._dispatch_record, delivery_id, vehicle)
+        recorded = await asyncio.to_thread(self._dispatch_record, delivery_id, vehicle, force)
         # if this process dies right here, a worker adopts the dispatched delivery (leases.adopt_unleased)
         await asyncio.to_thread(leases.offer, self.store, delivery_id)
         return recorded[0]

@@ -1,4 +1,9 @@
-"""Attended drop: the recipient's "clear to drop" while the drone holds above their zone.
+"""Attended drop: the recipient's word that they will be there, and their "clear to drop" while the drone
+holds above their zone.
+
+Presence: the tracking link's POST .../presence ("I'll be there"), or the recipient's bearer token, or an
+operator the recipient told (POST /deliveries/{id}/presence); recorded once as `presence_confirmed`.
+Dispatch of an attended parcel is refused (409) until then unless the operator passes force.
 
 Two ways in: the tracking link (its token is the capability: whoever holds it is the recipient), or the
 one-time code the recipient was given, sent by the recipient (bearer token) or by an operator the
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
@@ -41,6 +46,35 @@ def _delivery_for_token(svc, token: str) -> int:
     from groundctl.faces.api.routes.tracking import handoff  # the tracking link belongs to the handoff service
 
     return handoff(svc).delivery_for_token(token)
+
+
+async def _link_writes(request: Request, token: Token) -> None:
+    from groundctl.faces.api.routes.tracking import link_writes  # the same budget as the link's other writes
+
+    await link_writes(request, token)
+
+
+@router.post("/track/{token}/presence", dependencies=[Depends(_link_writes)],
+             summary="Attended drop: the recipient will be at the zone (once; needed before dispatch)")
+async def presence_by_link(token: Token, svc: ServiceDep) -> dict:
+    delivery_id = await run_in_threadpool(_delivery_for_token, svc, token)
+    return await run_in_threadpool(lambda: attended(svc).confirm_presence(None, delivery_id, by="recipient",
+                                                                          via="page"))
+
+
+@router.post("/deliveries/{delivery_id}/presence",
+             summary="Attended drop: the recipient will be at the zone (the recipient, or an operator they told)")
+async def presence(delivery_id: DeliveryId, who: CallerDep, svc: ServiceDep) -> dict:
+    by = "operator" if who.operator else "recipient"
+    return await run_in_threadpool(lambda: attended(svc).confirm_presence(who.recipient_id, delivery_id, by=by,
+                                                                          via="api"))
+
+
+@router.get("/track/{token}/hold", summary="Attended drop as the tracking page shows it: presence, and while the "
+            "drone holds, the time left (vehicle seconds)")
+async def hold_by_link(token: Token, svc: ServiceDep) -> dict:
+    delivery_id = await run_in_threadpool(_delivery_for_token, svc, token)
+    return await attended(svc).hold(delivery_id)
 
 
 @router.post("/track/{token}/clear-to-drop", summary="The recipient is at the zone: release the parcel now "

@@ -35,7 +35,7 @@ async def get_delivery(delivery_id: DeliveryId, who: CallerDep, svc: ServiceDep)
 @router.post("/deliveries/{delivery_id}/dispatch", summary="Fly a planned delivery on a vehicle")
 async def dispatch(delivery_id: DeliveryId, _: Operator, svc: ServiceDep,
                    body: Annotated[DispatchIn | None, Body()] = None) -> dict:
-    return await svc.flights.dispatch(delivery_id, body.vehicle if body else None)
+    return await svc.flights.dispatch(delivery_id, body.vehicle if body else None, bool(body and body.force))
 
 
 @router.post("/deliveries/{delivery_id}/abort", summary="Abort: return to launch or land now; cancels a planned one")
