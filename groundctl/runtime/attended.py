@@ -183,6 +183,8 @@ class AttendedService:
         view = await asyncio.to_thread(self.deliveries.get, None, delivery_id)
         out = {k: view.get(k) for k in ("id", "state", "attended", "presence_confirmed", "presence_confirmed_at",
                                         "awaiting_clearance", "hold_s", "hold_deadline", "hold_ended")}
+        if out["hold_s"] is None and out["attended"]:  # before the hold: how long the plan says it will wait
+            out["hold_s"] = (view.get("plan") or {}).get("attended_hold_s")
         out["can_confirm_presence"] = bool(view.get("attended") and not view.get("presence_confirmed")
                                            and view.get("state") in _PRESENCE_OPEN and not view.get("hold_ended")
                                            and not view.get("awaiting_clearance"))
