@@ -149,6 +149,9 @@ def test_presence_is_asked_confirmed_once_and_gates_dispatch_then_hold_and_retur
             hold_msg = got["delivery.holding_for_recipient"]
             assert hold_msg["deadline"] == deadline.isoformat() and hold_msg["tracking_url"].endswith(token)
             assert "clear it to drop" in hold_msg["text"] and "code" in hold_msg["text"]
+            # the dispatched notice reminds her: she said she would be there, and how long the drone waits
+            assert f"the drone waits at most {round(hold_s / 60)} min for you" in got["delivery.dispatched"]["text"]
+            assert got["delivery.dispatched"]["presence_confirmed"] is True
             ret = got["delivery.returned"]
             assert ret["reason"] == "recipient_absent" and "back to the hub" in ret["next"], ret
             mails = {m["Subject"]: m.get_content() for m in wait_mail(smtp, 4)}
@@ -160,5 +163,9 @@ def test_presence_is_asked_confirmed_once_and_gates_dispatch_then_hold_and_retur
             view = c.get(f"/api/v1/deliveries/{did}", headers=h).json()
             assert view["hold_ended"] == "recipient_absent" and view["awaiting_clearance"] is False
             assert c.get(f"/api/v1/track/{token}/hold").json()["can_confirm_presence"] is False
+            # a forced flight whose hold ran out: too late to say one will be there, with the reason
+            hold_events(srv.service.store, other["id"], deadline=deadline, hold_s=hold_s, absent=True)
+            p = assert_problem(c.post(f"/api/v1/deliveries/{other['id']}/presence", headers=h), 409)
+            assert "too late" in p["detail"], p
     finally:
         srv.stop()

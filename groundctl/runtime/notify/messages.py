@@ -61,7 +61,7 @@ def _attended(d) -> tuple[bool, float | None]:
     return True, (d.summary or {}).get("attended_hold_s")
 
 
-def _presence_ask(d, hold_s: float | None) -> str:
+def _presence_ask(hold_s: float | None) -> str:
     wait = f" The drone waits at most {_minutes(hold_s)} above the zone." if hold_s else ""
     return (" This parcel must be handed over in person: please confirm you will be there (\"I'll be there\" on "
             f"the tracking page).{wait} If nobody clears it to drop, it comes back with the parcel.")
@@ -99,7 +99,7 @@ def for_event(s, d, ev) -> tuple[str, dict] | None:
                      "it is dispatched")
         att, hold_s = _attended(d)
         if att:
-            text += "." + _presence_ask(d, hold_s)
+            text += "." + _presence_ask(hold_s)
         return "planned", {**base, "window": window or None, "tracking_url": tracking_link(s, d.id), "text": text,
                            **_attended_fields(s, d, att, hold_s)}
     if k == "dispatched":
@@ -107,7 +107,7 @@ def for_event(s, d, ev) -> tuple[str, dict] | None:
         text = f"Your parcel is on its way to {zone}" + (f", expected at {eta}" if eta else "")
         att, hold_s = _attended(d)
         if att:
-            text += "." + (_presence_ask(d, hold_s) if not _presence_given(s, d) else
+            text += "." + (_presence_ask(hold_s) if not _presence_given(s, d) else
                            f" Be at the zone: the drone waits at most {_minutes(hold_s)} for you to clear it to drop.")
         return "dispatched", {**base, "eta": eta, "tracking_url": tracking_link(s, d.id), "text": text,
                               **_attended_fields(s, d, att, hold_s)}
