@@ -90,7 +90,8 @@
     }));
     $("instructions").textContent = d.instructions || "No instructions given.";
     $("zone-name").textContent = d.zone && d.zone.name ? "Landing zone: " + d.zone.name : "";
-    $("clearance").hidden = !d.awaiting_clearance;
+    // .../hold is read just after the delivery: when the two disagree the hold answer is the fresher one
+    $("clearance").hidden = !d.awaiting_clearance || !!(hold && hold.awaiting_clearance === false);
     renderPresence(d);
     renderHold(d);
     renderProof(d);
@@ -125,7 +126,11 @@
   function renderHold(d) {
     clearInterval(tick); tick = null;
     const left = hold && d.awaiting_clearance ? hold.hold_left_s : null;
-    if (left == null) { holdEnd = null; $("hold-left").textContent = ""; $("hold-fill").style.width = "0"; return; }
+    if (left == null) {
+      holdEnd = null; $("hold-left").textContent = ""; $("hold-fill").style.width = "0";
+      delete document.body.dataset.holdLeft;
+      return;
+    }
     holdEnd = performance.now() + left * 1000;
     const total = hold.hold_s || left || 1;
     const show = () => {
