@@ -83,7 +83,6 @@ class FlightSupervisor:
         self.writers: dict[int, EventWriter] = {}
         self.progress = deliveries.progress
         self._arriving: set[int] = set()  # deliveries whose 'arriving' was recorded
-        self._arriving: set[int] = set()  # deliveries whose 'arriving' was recorded
         self._flown: dict[int, float] = {}  # delivery id -> route flown when its intent was last shrunk
 
     # -- dispatch -------------------------------------------------------------------------------------
@@ -261,7 +260,6 @@ class FlightSupervisor:
             self.tasks.pop(delivery_id, None)
             self.writers.pop(delivery_id, None)
             self._arriving.discard(delivery_id)
-            self._arriving.discard(delivery_id)
             await writer.drain()  # what the flight said is stored before its task ends, even when cancelled
             self._flown.pop(delivery_id, None)
             if not cancelled:  # a stopping service leaves the flight's reserved sky to the next start
@@ -281,15 +279,6 @@ class FlightSupervisor:
             eta_s = to_zone / gs + lower_s + climb_s
             data["eta_to_zone_s"] = round(eta_s, 1)
             data["eta_to_zone"] = (now + timedelta(seconds=eta_s)).isoformat()
-            # "arriving" (the recipient's two-minute notice): once, when the live ETA to the zone, in vehicle
-            # time, falls to the notice; the store keeps one per delivery, so a resumed flight repeats nothing
-            if (p.phase != "preflight" and eta_s <= self.settings.notify.arriving_notice_s
-                    and delivery_id not in self._arriving):
-                self._arriving.add(delivery_id)
-                self.record(delivery_id, DeliveryEvent(
-                    "arriving", time=now, lat=p.lat, lon=p.lon, alt_rel_m=p.alt_rel_m,
-                    message=f"about {eta_s:.0f} s to the zone",
-                    data={"eta_to_zone_s": round(eta_s, 1), "eta_to_zone": data["eta_to_zone"]}), vehicle)
             # "arriving" (the recipient's two-minute notice): once, when the live ETA to the zone, in vehicle
             # time, falls to the notice; the store keeps one per delivery, so a resumed flight repeats nothing
             if (p.phase != "preflight" and eta_s <= self.settings.notify.arriving_notice_s
