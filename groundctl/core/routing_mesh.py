@@ -194,9 +194,9 @@ class NavMesh:
         v, t = self.vertices, self.triangles
         a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
         area = 0.5 * float(np.sum((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])))
-        polys = [free] if isinstance(free, Polygon) else list(getattr(free, "geoms", []))
+        polys = [free] if isinstance(free, Polygon) else [g for g in getattr(free, "geoms", []) if isinstance(g, Polygon)]
         rings = sum(1 + len(p.interiors) for p in polys if not p.is_empty)
-        edges = int(shapely.get_num_coordinates(free)) - rings
+        edges = sum(int(shapely.get_num_coordinates(p)) for p in polys) - rings
         return int((self.nbr < 0).sum()) == edges and abs(area - free.area) <= 1e-9 * max(free.area, 1.0)
 
     # -- search -----------------------------------------------------------------------------------
