@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import shapely
-from shapely.geometry import Point, Polygon, MultiPolygon
+from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
@@ -126,6 +126,28 @@ class Airspace:
         return {"type": "FeatureCollection", "features": feats}
 
 
+def no_fly_zone(name: str, geometry: Any, p: dict, label: str, *, what: str = "zone",
+                max_radius_m: float = 100_000, description: str | None = None) -> NoFlyZone:
+    """A zone's geometry and altitude band from a feature's (already checked) properties: a Point needs
+    radius_m, nothing else may have one; the ceiling must be above the floor. Errors name the field."""
+    pf = f"{label}.properties"
+    geom = gj.geometry(geometry, f"{label}.geometry", ("Polygon", "MultiPolygon", "Point"))
+    radius = None
+    if isinstance(geom, Point):
+        if "radius_m" not in p:
+            raise InputError(f"a Point {what} needs radius_m", field=f"{pf}.radius_m")
+        radius = gj.number(p, "radius_m", pf, minimum=0, exclusive_min=True, maximum=max_radius_m)
+    elif "radius_m" in p:
+        raise InputError(f"radius_m only applies to a Point {what}", field=f"{pf}.radius_m")
+    floor = gj.number(p, "floor_m", pf, default=0.0, minimum=-500, maximum=20_000)
+    ceil = gj.number(p, "ceiling_m", pf, maximum=20_000)
+    ceil = math.inf if ceil is None else ceil
+    ref = gj.string(p, "altitude_ref", pf, default="agl", choices=("agl", "amsl"))
+    if ceil <= floor:
+        raise InputError(f"ceiling_m {ceil:g} must be above floor_m {floor:g}", field=f"{pf}.ceiling_m")
+    return NoFlyZone(name, geom, radius, floor, ceil, ref, description if description is not None else p.get("description"))
+
+
 def parse_airspace(obj: Any, *, source: str = "airspace") -> Airspace:
     """Validate a GeoJSON FeatureCollection and build an Airspace. Errors name the feature."""
     feats = gj.feature_collection(obj)
@@ -151,21 +173,7 @@ def parse_airspace(obj: Any, *, source: str = "airspace") -> Airspace:
             if name in names:
                 raise InputError(f"duplicate zone name {name!r}", field=f"{pf}.name")
             names.add(name)
-            geom = gj.geometry(f.get("geometry"), f"{label}.geometry", ("Polygon", "MultiPolygon", "Point"))
-            radius = None
-            if isinstance(geom, Point):
-                if "radius_m" not in p:
-                    raise InputError("a Point zone needs radius_m", field=f"{pf}.radius_m")
-                radius = gj.number(p, "radius_m", pf, minimum=0, exclusive_min=True, maximum=100_000)
-            elif "radius_m" in p:
-                raise InputError("radius_m only applies to a Point zone", field=f"{pf}.radius_m")
-            floor = gj.number(p, "floor_m", pf, default=0.0, minimum=-500, maximum=20_000)
-            ceil = gj.number(p, "ceiling_m", pf, maximum=20_000)
-            ceil = math.inf if ceil is None else ceil
-            ref = gj.string(p, "altitude_ref", pf, default="agl", choices=("agl", "amsl"))
-            if ceil <= floor:
-                raise InputError(f"ceiling_m {ceil:g} must be above floor_m {floor:g}", field=f"{pf}.ceiling_m")
-            zones.append(NoFlyZone(name, geom, radius, floor, ceil, ref, p.get("description")))
+            zones.append(no_fly_zone(name, f.get("geometry"), p, label))
         else:
             raise InputError(f"kind must be 'service_area' or 'no_fly', got {kind!r}", field=f"{label}.properties.kind")
     if not service:

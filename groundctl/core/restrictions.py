@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from groundctl.core import geojson as gj
-from groundctl.core.airspace import NoFlyZone, circle_polygon
+from groundctl.core.airspace import NoFlyZone, circle_polygon, no_fly_zone
 from groundctl.core.geo import LocalFrame
 from groundctl.errors import InputError
 
@@ -84,28 +83,16 @@ def parse_restriction(obj: Any, key: str = "new", field: str = "restriction") ->
     pf = f"{field}.properties"
     p = gj.check_properties(obj.get("properties"), PROPS, pf, required={"name", "start", "end"})
     name = gj.string(p, "name", pf, required=True)
-    geom = gj.geometry(obj.get("geometry"), f"{field}.geometry", ("Polygon", "MultiPolygon", "Point"))
-    radius = None
-    if isinstance(geom, Point):
-        if "radius_m" not in p:
-            raise InputError("a Point restriction needs radius_m", field=f"{pf}.radius_m")
-        radius = gj.number(p, "radius_m", pf, minimum=0, exclusive_min=True, maximum=50_000)
-    elif "radius_m" in p:
-        raise InputError("radius_m only applies to a Point restriction", field=f"{pf}.radius_m")
-    floor = gj.number(p, "floor_m", pf, default=0.0, minimum=-500, maximum=20_000)
-    ceil = gj.number(p, "ceiling_m", pf, maximum=20_000)
-    ceil = math.inf if ceil is None else ceil
-    if ceil <= floor:
-        raise InputError(f"ceiling_m {ceil:g} must be above floor_m {floor:g}", field=f"{pf}.ceiling_m")
-    ref = gj.string(p, "altitude_ref", pf, default="agl", choices=("agl", "amsl"))
+    reason = gj.string(p, "reason", pf, max_len=1000) or gj.string(p, "description", pf, max_len=1000)
+    zone = no_fly_zone(name, obj.get("geometry"), p, field, what="restriction", max_radius_m=50_000,
+                       description=reason)
     start, end = _time(p, "start", pf), _time(p, "end", pf)
     if end <= start:
         raise InputError(f"end {end.isoformat()} must be after start {start.isoformat()}", field=f"{pf}.end")
     if end - start > MAX_DURATION:
         raise InputError(f"lasts {(end - start).days} days; a restriction longer than {MAX_DURATION.days} days "
                          "belongs in the airspace (PUT /api/v1/airspace)", field=f"{pf}.end")
-    reason = gj.string(p, "reason", pf, max_len=1000) or gj.string(p, "description", pf, max_len=1000)
-    return Restriction(key, NoFlyZone(name, geom, radius, floor, ceil, ref, reason), start, end, reason)
+    return Restriction(key, zone, start, end, reason)
 
 
 def blocking(restrictions: list[Restriction], t0: datetime, t1: datetime, top_agl_m: float,
