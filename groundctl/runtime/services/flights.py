@@ -138,35 +138,7 @@ class FlightSupervisor:
             verdict = verdict_for(plan, weather, now, airspace, cal)
             if not verdict.go:
                 raise PlanRefused([CheckFailure(f["check"], f["message"]) for f in verdict.failures])
-            # our own flights: the sky this one needs must be free of every accepted intent
-            frame = self.airspace.current()[1].frame
-            ops = self.fleet.current().operations
-            with intents.lock():
-                intents.serialise(s)
-                index = intents.active(s, frame, now.timestamp())
-                layers = layers_for(plan.cruise_alt_m, ops.layer_spacing_m, ops.lowest_layer_m, ops.layer_count)
-                variants = {plan.cruise_alt_m: plan}
-
-                k = self.settings.intent_time_scale
-                params = scaled(shape_of(plan, frame), IntentParams(start_allowance_s=self.settings.dispatch_allowance_s), k)[1]
-
-                def shape_at(alt: float):
-                    if alt not in variants:
-                        variants[alt] = self._plan_at(d, alt)
-                    return scaled(shape_of(variants[alt], frame), params, k)[0]
-
-                dec = deconflict(index, str(d.id), now.timestamp(), layers, shape_at,
-                                 max_delay_s=ops.max_departure_delay_s * k, step_s=30.0 * k, params=params)
-                if not dec.ok:
-                    raise PlanRefused([CheckFailure("deconfliction", dec.reason)])
-                assert dec.intent is not None and dec.cruise_alt_m is not None
-                if dec.cruise_alt_m != plan.cruise_alt_m:
-                    plan = variants[dec.cruise_alt_m]
-                    verdict = verdict_for(plan, weather, now, airspace, cal)
-                    if not verdict.go:
-                        raise PlanRefused([CheckFailure("deconfliction", f"{dec.reason}, but then: " + "; ".join(
-                            f["message"] for f in verdict.failures))])
-                intents.put(s, d.id, dec.intent, frame)
+            plan, dec = self._reserve_sky(s, d, plan, lambda p: verdict_for(p, weather, now, airspace, cal), now)
             eta = now + timedelta(seconds=self.settings.dispatch_allowance_s + dec.delay_s + time_to_drop_s(plan))
             d.vehicle = v.name
             self.store.append(s, d.id, DeliveryEvent("dispatched", time=now, message=f"dispatched on {v.name}",
@@ -177,6 +149,38 @@ class FlightSupervisor:
                                                            "deconfliction": dec.to_dict() if dec.conflicts else None}))
             view = self.deliveries.view(s, d, operator=True)
         return view, plan, v, dec.delay_s
+
+    def _reserve_sky(self, s, d: Delivery, plan: FlightPlan, verdict_of, now) -> tuple[FlightPlan, Any]:
+        """The flight's operational intent, deconflicted against every accepted one (a later departure or a
+        lower layer) and stored in this transaction; (the plan to fly, the deconfliction). Refuses with the
+        deliveries it meets, or when the only free layer fails the verdict."""
+        frame = self.airspace.current()[1].frame
+        ops = self.fleet.current().operations
+        k = self.settings.intent_time_scale
+        params = scaled(shape_of(plan, frame), IntentParams(start_allowance_s=self.settings.dispatch_allowance_s), k)[1]
+        variants = {plan.cruise_alt_m: plan}
+
+        def shape_at(alt: float):
+            if alt not in variants:
+                variants[alt] = self._plan_at(d, alt)
+            return scaled(shape_of(variants[alt], frame), params, k)[0]
+
+        with intents.lock():
+            intents.serialise(s)
+            index = intents.active(s, frame, now.timestamp())
+            layers = layers_for(plan.cruise_alt_m, ops.layer_spacing_m, ops.lowest_layer_m, ops.layer_count)
+            dec = deconflict(index, str(d.id), now.timestamp(), layers, shape_at,
+                             max_delay_s=ops.max_departure_delay_s * k, step_s=30.0 * k, params=params)
+            if not dec.ok:
+                raise PlanRefused([CheckFailure("deconfliction", dec.reason)])
+            if dec.cruise_alt_m != plan.cruise_alt_m:
+                plan = variants[dec.cruise_alt_m]
+                verdict = verdict_of(plan)
+                if not verdict.go:
+                    raise PlanRefused([CheckFailure("deconfliction", f"{dec.reason}, but then: " + "; ".join(
+                        f["message"] for f in verdict.failures))])
+            intents.put(s, d.id, dec.intent, frame)
+        return plan, dec
 
     def _plan_at(self, d: Delivery, cruise_alt_m: float) -> FlightPlan:
         """The stored delivery's plan flown at another cruise layer (the route stays: a lower band blocks no
