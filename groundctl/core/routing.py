@@ -98,6 +98,11 @@ class RoutePlanner:
         self.free = _orient_all(_free_space(self.inner, self.obstacles))
         shapely.prepare(self.free)
         self.restrictions: dict[str, BaseGeometry] = {}  # key -> buffered obstacle added after building
+        # how lifts were done (local: only the lifted obstacle's hole recomputed) and how often the mesh
+        # had to be re-triangulated whole: what the tests check an incremental update by
+        self.lifts_local = 0
+        self.lifts_global = 0
+        self.mesh_rebuilds = 0
         self._index_obstacles()
         self.mesh = NavMesh.of(self.free)
 
@@ -131,18 +136,70 @@ class RoutePlanner:
         """Lift the obstacle added under `key` (KeyError if there is none)."""
         buf = self.restrictions.pop(key)
         self._index_obstacles()
-        # free space again from the obstacles themselves (the fast path of _free_space: under a second at
-        # 3,000 zones): `free | buf` would leave hairline gaps where the two computed edges differ by rounding
-        new_free = _orient_all(_polygonal(_free_space(self.inner, list(self._all_obstacles))))
+        new_free = self._lifted_free(buf)
+        if new_free is None:
+            # near the service edge, or freeing a pocket a ring of obstacles encloses: free space again from
+            # the obstacles themselves (`free | buf` would leave hairline gaps where computed edges differ)
+            self.lifts_global += 1
+            new_free = _orient_all(_polygonal(_free_space(self.inner, list(self._all_obstacles))))
+        else:
+            self.lifts_local += 1
         restore = new_free.intersection(buf)
         if restore.is_empty or restore.area == 0:
             self._set_free(new_free)
             return
         hit = self.mesh.triangles_hit(restore)
         parts = [*shapely.polygons(self.mesh.vertices[self.mesh.triangles[hit]]), restore] if len(hit) else [restore]
-        cavity = new_free.intersection(shapely.union_all(parts))
-        self.mesh.replace_region(hit, _orient_all(_polygonal(cavity)))
+        cavity = _polygonal(new_free.intersection(shapely.union_all(parts)))
+        # the triangles' union still has the points where the lifted outline crossed a zone's edge: now
+        # mid-edge, they are no vertices of free space. Keep only free space's own vertices and the seam's
+        kept = np.ones(len(self.mesh.triangles), dtype=bool)
+        kept[hit] = False
+        on_seam = np.zeros(len(self.mesh.vertices), dtype=bool)
+        on_seam[self.mesh.triangles[kept].reshape(-1)] = True
+        seam = np.unique(self.mesh.triangles[hit].reshape(-1))
+        allowed = {*map(tuple, self.mesh.vertices[seam[on_seam[seam]]].tolist())}
+        rings = shapely.get_rings(shapely.get_parts(new_free))
+        near = rings[shapely.STRtree(rings).query(shapely.box(*cavity.bounds))]
+        allowed.update(map(tuple, shapely.get_coordinates(near).tolist()))
+        self.mesh.replace_region(hit, _orient_all(_only_vertices(cavity, allowed)))
         self._set_free(new_free)
+
+    def _lifted_free(self, buf: BaseGeometry) -> BaseGeometry | None:
+        """Free space with `buf` lifted, recomputed only for the hole(s) of free space that held it.
+
+        Such a hole is the union of a cluster of obstacles; its ring is replaced by the outlines of the
+        union of the cluster's remaining obstacles, computed from the obstacles themselves as a fresh
+        build does, so no edge is a rounded copy of another. None when that is not the whole change:
+        free space in several parts, buf reaching the outer ring, or a freed pocket inside the cluster.
+        """
+        free = self.free
+        if not isinstance(free, Polygon) or shapely.intersects(free.exterior, buf):
+            return None
+        rings = shapely.get_rings(free)[1:]
+        if not len(rings):
+            return None
+        holes = shapely.polygons(rings)
+        touched = np.unique(shapely.STRtree(holes).query(buf, predicate="intersects"))
+        if not len(touched):
+            return None
+        cluster = shapely.union_all(holes[touched])
+        # buf lies inside those holes (it is an obstacle and misses the outer ring); the obstacles left in
+        # them are the ones found there, told by an inner point (not `intersects`: an obstacle of another
+        # hole may touch this one's ring by rounding)
+        others = np.empty(0, dtype=object)
+        if self._obstacle_tree is not None:
+            near = self._all_obstacles[self._obstacle_tree.query(cluster, predicate="intersects")]
+            others = near[shapely.intersects(cluster, shapely.point_on_surface(near))]
+        keep = np.ones(len(rings), dtype=bool)
+        keep[touched] = False
+        new_rings = list(rings[keep])
+        if len(others):
+            parts = [g for g in shapely.get_parts(shapely.union_all(others)) if isinstance(g, Polygon) and not g.is_empty]
+            if any(len(g.interiors) for g in parts):
+                return None  # a pocket inside a ring of obstacles becomes free space of its own
+            new_rings += [g.exterior for g in parts]
+        return _orient_all(Polygon(free.exterior, new_rings))
 
     @property
     def obstacle_keys(self) -> list[str]:
@@ -154,6 +211,7 @@ class RoutePlanner:
         self._index_obstacles()
         if not self.mesh.matches(self.free):
             # a patch whose seam did not keep its vertices (should not happen): re-triangulate all
+            self.mesh_rebuilds += 1
             self.mesh = NavMesh.of(self.free)
 
     def _index_obstacles(self) -> None:
@@ -291,6 +349,24 @@ def _polygonal(geom: BaseGeometry) -> BaseGeometry:
     if not polys:
         return Polygon()
     return polys[0] if len(polys) == 1 else MultiPolygon(polys)
+
+
+def _only_vertices(geom: BaseGeometry, allowed: set) -> BaseGeometry:
+    """geom's polygons with every ring vertex not in `allowed` dropped (points an overlay left mid-edge)."""
+    def ring(r):
+        pts = [p for p in r.coords[:-1] if p in allowed]
+        return pts if len(pts) >= 3 else None
+
+    out = []
+    for p in _polygons(geom):
+        shell = ring(p.exterior)
+        if shell is None:
+            continue
+        holes = [h for h in map(ring, p.interiors) if h is not None]
+        out.append(Polygon(shell, holes))
+    if not out:
+        return Polygon()
+    return out[0] if len(out) == 1 else MultiPolygon(out)
 
 
 def _orient_all(geom: BaseGeometry) -> BaseGeometry:

@@ -77,6 +77,12 @@ def triangulate(region: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
     out = _triangle.triangulate(data, "pQ")
     tv = out["vertices"]
     tris = out.get("triangles", np.empty((0, 3), dtype=np.int64)).astype(np.int64)
+    if len(polys) > 1 and len(tris):
+        # a gap enclosed by several parts (a zone that two pieces of a patch surround) has no hole point:
+        # Triangle fills it. Keep only triangles inside a part (a centroid is strictly inside its triangle)
+        region = shapely.multipolygons(polys)
+        shapely.prepare(region)
+        tris = tris[shapely.contains_xy(region, *tv[tris].mean(axis=1).T)]
     # Triangle keeps the input vertices first and in order; anything beyond would be a Steiner point
     # (it adds none with "p" alone on valid input), which the mesh could carry but we never expect
     return tv, tris

@@ -314,14 +314,34 @@ def test_route_scaling():
         planner.remove_obstacle("bench-restriction")
         remove_s = time.perf_counter() - t0
         assert _length(planner.shortest_path_xy(hub, goals[far])) == pytest.approx(lengths[far], rel=1e-9)
+        # and one laid across a no-fly zone for certain (centred on a corner of the zone nearest the middle):
+        # its lift must stay local too, not re-triangulate the whole free space
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        zone = planner.obstacles[int(np.argmin(shapely.distance(np.array(planner.obstacles, dtype=object),
+                                                                shapely.Point(cx, cy))))]
+        corner = shapely.get_coordinates(shapely.get_exterior_ring(zone))[0]
+        over = shapely.box(*(corner - 150.0), *(corner + 150.0))
+        before = (planner.lifts_local, planner.mesh_rebuilds)
+        t0 = time.perf_counter()
+        planner.add_obstacle_xy("bench-over-zone", over)
+        add_zone_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        planner.remove_obstacle("bench-over-zone")
+        lift_zone_s = time.perf_counter() - t0
+        assert (planner.lifts_local, planner.mesh_rebuilds) == (before[0] + 1, before[1]), "lift not local"
+        assert _length(planner.shortest_path_xy(hub, goals[far])) == pytest.approx(lengths[far], rel=1e-9)
         print(f"\n{len(asp.zones)} zones, {n_vertices} free-space vertices: prep {prep:.2f} s, median "
               f"{ours['median_ms']:.2f} ms, p99 {ours['p99_ms']:.2f} ms; restriction add {add_s * 1e3:.0f} ms, "
-              f"lift {remove_s * 1e3:.0f} ms; the peer ...", flush=True)
+              f"lift {remove_s * 1e3:.0f} ms; across a zone: add {add_zone_s * 1e3:.0f} ms, lift "
+              f"{lift_zone_s * 1e3:.0f} ms (local lifts {planner.lifts_local}, whole re-triangulations "
+              f"{planner.mesh_rebuilds}); the peer ...", flush=True)
         peer = _peer(free, hub, goals[:n_peer], budget)
         row = {"zones": len(asp.zones), "free_vertices": n_vertices, "mesh_triangles": len(planner.mesh.triangles),
                "size_km": SIZE_M * cells / 18 / 1000, "prep_s": prep, **ours,
                "cpu_median_ms": ours_cpu["median_ms"], "cpu_p99_ms": ours_cpu["p99_ms"],
                "restriction_add_s": add_s, "restriction_lift_s": remove_s,
+               "restriction_over_zone_add_s": add_zone_s, "restriction_over_zone_lift_s": lift_zone_s,
+               "mesh_rebuilds": planner.mesh_rebuilds,
                "peer": {k: v for k, v in peer.items() if k != "lengths"}}
         if "lengths" in peer:
             a, b = np.asarray(lengths[:n_peer]), np.asarray(peer["lengths"])
@@ -336,13 +356,14 @@ def test_route_scaling():
     print(f"\nroute scaling ({n_q} hub->random queries per map; peer: extremitypathfinder, {n_peer} of the same "
           f"queries, {budget:g} s budget per map)")
     print("| zones | free-space vertices | preparation | median query | p99 query | p99 query, CPU time "
-          "| restriction add / lift | peer preparation | peer median | peer p99 |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| restriction add / lift | across a zone: add / lift | peer preparation | peer median | peer p99 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         p = r["peer"]
         peer_cols = (f"{p['prep_s']:.1f} s | {p['median_ms']:.1f} ms | {p['p99_ms']:.1f} ms" if "median_ms" in p
                      else f"{p['unfinished']} | - | -")
         print(f"| {r['zones']:,} | {r['free_vertices']:,} | {r['prep_s']:.2f} s | {r['median_ms']:.2f} ms "
               f"| {r['p99_ms']:.2f} ms | {r['cpu_p99_ms']:.2f} ms | {r['restriction_add_s'] * 1e3:.0f} / {r['restriction_lift_s'] * 1e3:.0f} ms "
+              f"| {r['restriction_over_zone_add_s'] * 1e3:.0f} / {r['restriction_over_zone_lift_s'] * 1e3:.0f} ms "
               f"| {peer_cols} |")
     print(f"figures in {out}")

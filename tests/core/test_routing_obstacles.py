@@ -113,3 +113,49 @@ def test_many_restrictions_come_and_go_and_the_routes_follow():
         live.remove_obstacle(f"r{k}")
     assert live.mesh.matches(live.free)
     assert same(lengths(live, pairs), lengths(fresh, pairs))
+
+
+def test_lifting_a_restriction_over_a_zone_is_local_and_restores_the_routes():
+    """A restriction laid across two zones, lifted: only its hole is recomputed and its triangles patched
+    (no whole re-triangulation), and every route is again the one a planner that never saw it finds."""
+    shapes = [("poly", box(-400, -300, -100, 300)), ("poly", box(150, -200, 450, 250)),
+              ("circle", (-900.0, 500.0), 120.0), ("poly", box(700, 400, 1000, 700))]
+    fresh = RoutePlanner(make_airspace(3000.0, 2000.0, shapes), lateral_margin_m=25.0)
+    live = RoutePlanner(make_airspace(3000.0, 2000.0, shapes), lateral_margin_m=25.0)
+    restriction = box(-250, -100, 300, 120)  # overlaps both rectangles and the gap between them
+    live.add_obstacle("event", GEN_FRAME.unproject(restriction))
+    pairs = [((-1400.0, y0), (1400.0, y1)) for y0, y1 in ((-900, 900), (0, 0), (500, -800), (-50, 60))]
+    pairs += [((-40.0, 600.0), (0.0, -600.0)), ((-600.0, 0.0), (600.0, 0.0)), ((-1200.0, 800.0), (1300.0, -500.0))]
+    before = lengths(live, pairs)
+    live.remove_obstacle("event")
+
+    assert (live.lifts_local, live.lifts_global, live.mesh_rebuilds) == (1, 0, 0)
+    assert live.mesh.matches(live.free)
+    assert live.free.symmetric_difference(fresh.free).area <= 1e-6
+    after, want = lengths(live, pairs), lengths(fresh, pairs)
+    assert same(after, want)
+    assert not same(before, want)  # the restriction did bend some routes, so the lift had something to undo
+    brute = BruteForce(live.free)
+    for (s, g), got in zip(pairs, after):
+        assert got == pytest.approx(brute.shortest(s, g), rel=1e-9, abs=TOL)
+
+
+@settings(SETTINGS, max_examples=40)
+@given(scenarios(max_zones=4), st.data())
+def test_a_restriction_overlapping_a_zone_lifted_locally_equals_never_added(sc, data):
+    w, h, shapes, margin, edge, fracs = sc
+    base = RoutePlanner(make_airspace(w, h, shapes), lateral_margin_m=margin, edge_margin_m=edge)
+    # centred on a vertex of a zone's buffered outline, so it always overlaps that zone
+    ring = shapely.get_coordinates(shapely.get_exterior_ring(base.obstacles[0])) if base.obstacles else None
+    if ring is None or not len(ring):
+        return
+    cx, cy = ring[data.draw(st.integers(0, len(ring) - 1), label="vertex")]
+    half = data.draw(st.floats(min_value=20.0, max_value=0.2 * min(w, h)), label="half size")
+    live = RoutePlanner(make_airspace(w, h, shapes), lateral_margin_m=margin, edge_margin_m=edge)
+    live.add_obstacle("notam", GEN_FRAME.unproject(box(cx - half, cy - half, cx + half, cy + half)))
+    live.remove_obstacle("notam")
+    assert live.mesh_rebuilds == 0 and live.lifts_local + live.lifts_global == 1
+    assert live.mesh.matches(live.free)
+    pts = free_points(base, fracs)
+    pairs = list(zip(pts[0::2], pts[1::2]))
+    assert same(lengths(live, pairs), lengths(base, pairs))
