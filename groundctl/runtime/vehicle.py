@@ -39,7 +39,6 @@ class Vehicle:
         self.state = VehicleState(sysid, compid)
         self._machines: list[Any] = []
         self._wake = asyncio.Event()
-        self._wake_at: dict[int, float] = {}  # id(machine) -> when its run() loop next wakes anyway
         self._listeners: list[Callable[[Any, Any, float], None]] = []
         self._unsub = link.subscribe(sysid, self._on_message)
         self._heartbeat = asyncio.Event()
@@ -56,17 +55,12 @@ class Vehicle:
         text = self.state.update(msg, now)
         if msg.get_type() == "HEARTBEAT":
             self._heartbeat.set()
-        wake = False
         for m in self._machines:
             m.receive(msg, now)
             # answer in the same callback: a vehicle driving an upload waits on each reply, and a
             # round trip through the event loop per item made uploads ~1.5x slower than pymavlink's
             self._flush(m, now)
-            # wake run() only when it must act sooner than it planned to (done, or an earlier timer);
-            # a wake-up per item cost ~15 us of a ~190 us item; progress waits for the next wake-up
-            dl = m.deadline()
-            wake = wake or m.done or (dl is not None and dl < self._wake_at.get(id(m), 0.0))
-        if wake:
+        if self._machines:
             self._wake.set()
         for fn in list(self._listeners):
             fn(msg, text, now)
@@ -82,11 +76,9 @@ class Vehicle:
         self._machines.append(machine)
         try:
             self._flush(machine, loop.time())
-            cap = 0.2 if on_progress else 0.5  # also how often progress reaches on_progress
             while not machine.done:
                 deadline = machine.deadline()
-                timeout = cap if deadline is None else min(cap, max(0.0, deadline - loop.time()))
-                self._wake_at[id(machine)] = loop.time() + timeout
+                timeout = 0.5 if deadline is None else min(0.5, max(0.0, deadline - loop.time()))
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -99,7 +91,6 @@ class Vehicle:
             return machine.unwrap()
         finally:
             self._machines.remove(machine)
-            self._wake_at.pop(id(machine), None)
 
     async def command(self, cmd: Command, *, tries: int = 5) -> Any:
         return await self.run(CommandSender(self.sysid, self.compid, cmd, max_tries=tries, gcs=GCS))
