@@ -72,6 +72,18 @@ class Route:
         return Route(self.points_xy[::-1], self.points_ll[::-1], self.length_m, list(self.skirted))
 
 
+def route_between(planner, start_ll: tuple[float, float], goal_ll: tuple[float, float]) -> Route:  # noqa: ANN001
+    """A planner's shortest path in its frame, as a Route in lon/lat (both planners answer this way)."""
+    sx, sy = planner.frame.to_xy(*start_ll)
+    gx, gy = planner.frame.to_xy(*goal_ll)
+    pts = planner.shortest_path_xy((sx, sy), (gx, gy))
+    xs, ys = zip(*pts)
+    lons, lats = planner.frame.to_lonlat(np.array(xs), np.array(ys))
+    ll = [(float(a), float(b)) for a, b in zip(lons, lats)]
+    ll[0], ll[-1] = tuple(start_ll), tuple(goal_ll)  # exact ends, no round-trip error
+    return Route(points_xy=pts, points_ll=ll, length_m=geodesic_length_m(ll), skirted=planner.skirted(pts))
+
+
 class RoutePlanner:
     """Plans shortest routes in one airspace for one flight band. Build once, query many times.
 
@@ -268,14 +280,7 @@ class RoutePlanner:
 
     def route(self, start_ll: tuple[float, float], goal_ll: tuple[float, float]) -> Route:
         """Shortest route between two (lon, lat) points."""
-        sx, sy = self.frame.to_xy(*start_ll)
-        gx, gy = self.frame.to_xy(*goal_ll)
-        pts = self.shortest_path_xy((sx, sy), (gx, gy))
-        xs, ys = zip(*pts)
-        lons, lats = self.frame.to_lonlat(np.array(xs), np.array(ys))
-        ll = [(float(a), float(b)) for a, b in zip(lons, lats)]
-        ll[0], ll[-1] = tuple(start_ll), tuple(goal_ll)  # exact ends, no round-trip error
-        return Route(points_xy=pts, points_ll=ll, length_m=geodesic_length_m(ll), skirted=self.skirted(pts))
+        return route_between(self, start_ll, goal_ll)
 
     def skirted(self, pts: list[tuple[float, float]]) -> list[str]:
         """Zones (and restrictions) the path passes within twice the margin of: the ones it bent round."""

@@ -22,8 +22,8 @@ import shapely
 from shapely.geometry import LineString, Point, Polygon
 
 from groundctl.core.airspace import Airspace
-from groundctl.core.geo import LocalFrame, geodesic_length_m
-from groundctl.core.routing import Route, _drop_collinear, _orient, _polygons, buffer_out
+from groundctl.core.geo import LocalFrame
+from groundctl.core.routing import Route, _drop_collinear, _orient, _polygons, buffer_out, route_between
 from groundctl.errors import NoRouteError
 
 
@@ -433,14 +433,7 @@ class VisibilityGraphPlanner:
 
     def route(self, start_ll: tuple[float, float], goal_ll: tuple[float, float]) -> Route:
         """Shortest route between two (lon, lat) points."""
-        sx, sy = self.frame.to_xy(*start_ll)
-        gx, gy = self.frame.to_xy(*goal_ll)
-        pts = self.shortest_path_xy((sx, sy), (gx, gy))
-        xs, ys = zip(*pts)
-        lons, lats = self.frame.to_lonlat(np.array(xs), np.array(ys))
-        ll = [(float(a), float(b)) for a, b in zip(lons, lats)]
-        ll[0], ll[-1] = tuple(start_ll), tuple(goal_ll)  # exact ends, no round-trip error
-        return Route(points_xy=pts, points_ll=ll, length_m=geodesic_length_m(ll), skirted=self.skirted(pts))
+        return route_between(self, start_ll, goal_ll)
 
     def skirted(self, pts: list[tuple[float, float]]) -> list[str]:
         """Zones the path passes within twice the margin of: the ones it had to bend round."""
