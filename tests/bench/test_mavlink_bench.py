@@ -83,22 +83,8 @@ def _table(title: str, head: list[str], rows: list[list]) -> str:
 # ------------------------------------------------------------------------------------------------
 # 2. telemetry capacity
 # ------------------------------------------------------------------------------------------------
-def _flight_spec():
-    from groundctl.core import mavcmd as C
-    from groundctl.core.mission import MissionItem
-    from groundctl.protocol import FlightSpec
-
-    zone = (HOME[0] + 0.006, HOME[1] + 0.006)
-    mid = ((HOME[0] + zone[0]) / 2, (HOME[1] + zone[1]) / 2 + 0.001)
-
-    def wp(lat, lon, alt=60.0, cmd=C.NAV_WAYPOINT, **kw):
-        return MissionItem(cmd, C.FRAME_GLOBAL_RELATIVE_ALT_INT, lat=lat, lon=lon, alt=alt, **kw)
-
-    mission = [MissionItem(C.NAV_WAYPOINT, C.FRAME_GLOBAL, lat=HOME[0], lon=HOME[1], alt=584),
-               wp(0, 0, cmd=C.NAV_TAKEOFF), wp(*mid), wp(*zone, cmd=C.NAV_PAYLOAD_PLACE, param1=50), wp(*mid),
-               wp(*HOME, alt=0, cmd=C.NAV_LAND)]
-    return FlightSpec(mission=mission, drop_seq=3, method="payload_place", zone_lat=zone[0], zone_lon=zone[1],
-                      hub_lat=HOME[0], hub_lon=HOME[1], battery_wh=100.0, wh_per_m=0.01, reserve_wh=10.0)
+# the flight the monitor follows in the capacity figures: the same one the receiver process uses
+from tests.bench._capacity_rx import _flight_spec  # noqa: E402
 
 
 def _socket_drops(port: int) -> int:
