@@ -24,6 +24,8 @@ class Gripper:
     def gripper_grab(self) -> None:
         if not self.gripper_valid:
             return  # enabled but no backend (not rebooted) or no servo output: acked, does nothing
+        if self.grip_state == "grabbing":
+            return  # AP_Gripper_Servo::grab: already closing, says nothing
         if self.grip_state == "grabbed":
             self.text(M.MAV_SEVERITY_INFO, "Gripper load grabbed")
             return
@@ -34,6 +36,8 @@ class Gripper:
 
     def gripper_release(self) -> None:
         if not self.gripper_valid:
+            return
+        if self.grip_state == "releasing":
             return
         if self.grip_state == "released":
             self.text(M.MAV_SEVERITY_INFO, "Gripper load released")
