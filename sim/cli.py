@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cut-for", type=float, default=0.0, metavar="S", help="... for S sim seconds")
     p.add_argument("--gripper-jam", action="store_true",
                    help="gripper reports released but the parcel stays attached")
+    p.add_argument("--lose-command", action="append", default=[], type=_lose_command, metavar="ID[:N]",
+                   help="drop the first N (1) COMMAND_LONG/INT with this MAV_CMD id on receipt, as a lossy "
+                        "link would: the sender's retry is what arrives")
     p.add_argument("--obstacle", action="append", default=[], type=lambda s: _floats(s, 4),
                    metavar="LAT,LON,RADIUS_M,HEIGHT_M")
     p.add_argument("--terrain", action="append", default=[], type=lambda s: _floats(s, 4),
@@ -112,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ekf-s", type=float, default=5.0,
                    help="sim seconds until the EKF has an origin and position")
     return p
+
+
+def _lose_command(text: str) -> tuple[int, int]:
+    cmd, _, n = text.partition(":")
+    try:
+        out = int(cmd), int(n or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MAV_CMD id[:count], got {text!r}") from None
+    if out[1] < 1:
+        raise argparse.ArgumentTypeError(f"count must be at least 1, got {out[1]}")
+    return out
 
 
 def _raise_fd_limit() -> None:
@@ -162,6 +176,7 @@ def main(argv=None) -> int:
                        efficiency=args.efficiency, seed=args.seed,
                        loss=args.loss, cut_after_takeoff=args.cut_after_takeoff,
                        cut_for=args.cut_for, gripper_jam=args.gripper_jam,
+                       lose_command=dict(args.lose_command),
                        obstacles=list(args.obstacle), terrain=list(args.terrain), no_ekf_s=args.no_ekf_s)
         v = Vehicle(runner, args.sysid + i, opts)
         runner.vehicles.append(v)

@@ -266,7 +266,15 @@ class MavlinkIO:
         if h is not None:
             self.tgt = (n, e, h)
 
+    def _lost_command(self, cmd: int) -> bool:
+        left = self.opts.lose_command.get(cmd, 0)
+        if left > 0:
+            self.opts.lose_command[cmd] = left - 1
+        return left > 0
+
     def _h_COMMAND_LONG(self, link, msg):
+        if self._lost_command(msg.command):
+            return
         p = [msg.param1, msg.param2, msg.param3, msg.param4, msg.param5, msg.param6, msg.param7]
         frame = M.MAV_FRAME_GLOBAL_RELATIVE_ALT if msg.command == M.MAV_CMD_NAV_TAKEOFF else M.MAV_FRAME_GLOBAL
         x = int(p[4] * 1e7) if msg.command in (M.MAV_CMD_DO_REPOSITION, M.MAV_CMD_DO_SET_HOME) else p[4]
@@ -275,6 +283,8 @@ class MavlinkIO:
         self._ack(link, msg, msg.command, res)
 
     def _h_COMMAND_INT(self, link, msg):
+        if self._lost_command(msg.command):
+            return
         res = self.command(msg.command, [msg.param1, msg.param2, msg.param3, msg.param4],
                            msg.x, msg.y, msg.z, msg.frame, link, msg)
         self._ack(link, msg, msg.command, res)

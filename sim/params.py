@@ -37,6 +37,7 @@ def default_table(sysid: int, battery_mah: int, speedup: float, wind_spd: float,
         ("FRAME_TYPE", 1, INT8),
         ("ARMING_CHECK", 1, INT32),
         ("DISARM_DELAY", 10, INT8),
+        ("STAT_BOOTCNT", 0, INT16),  # AP_Stats::init adds one at every boot
         ("MOT_THST_HOVER", 0.35, REAL32),
         ("FS_GCS_ENABLE", 0, INT8),
         ("FS_GCS_TIMEOUT", 5, REAL32),

@@ -61,6 +61,7 @@ class Options:
         self.cut_after_takeoff = None
         self.cut_for = 0.0
         self.gripper_jam = False
+        self.lose_command: dict[int, int] = {}  # MAV_CMD id -> how many more to drop on receipt
         self.obstacles: list[tuple[float, float, float, float]] = []
         self.terrain: list[tuple[float, float, float, float]] = []  # (lat, lon, radius m, ground m above home)
         self.no_ekf_s = 5.0
@@ -115,6 +116,8 @@ class Vehicle(MavlinkIO, Telemetry, Modes, AutoMission, Failsafes, Gripper, Winc
     def boot(self, now: float) -> None:
         self.boot_time = now
         self.rebooting_until = None
+        # AP_Vehicle::setup -> AP_Stats::init: bootcount.set_and_save(bootcount + 1)
+        self.params.values["STAT_BOOTCNT"] = min(self.params.values["STAT_BOOTCNT"] + 1, 32767)
         self.params.snapshot_boot()
         self.mode = STABILIZE
         self.armed = False
