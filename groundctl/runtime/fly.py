@@ -7,7 +7,6 @@ import inspect
 import logging
 import math
 from collections import deque
-from datetime import datetime
 from typing import Any, Awaitable, Callable, Iterable
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
@@ -15,27 +14,18 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 from groundctl.core import mavcmd as C
 from groundctl.core.geo import geodesic_distance_m
 from groundctl.core.plan import FlightPlan
-from groundctl.errors import CommandError, Conflict, GroundctlError, LinkError, TransferError
+from groundctl.errors import CommandError, Conflict, GroundctlError, LinkError
 from groundctl.protocol import FlightMonitor, FlightSpec, commands
 from groundctl.protocol.energy_log import EnergyLog
-from groundctl.protocol.params import same_value
 from groundctl.runtime.events import DeliveryEvent, DeliveryReport, Progress, utcnow
 from groundctl.protocol.command import Command
 from groundctl.runtime.link import MavLink
-from groundctl.runtime.vehicle import STREAMS, Vehicle
+from groundctl.runtime.preflight import FLIGHT_STREAMS, Preflight
+from groundctl.runtime.vehicle import Vehicle
 
 log = logging.getLogger(__name__)
 
-# ArduPilot reads these at boot only (AP_Gripper, AP_Winch): a change needs a reboot to take effect
-REBOOT_PARAMS = {"GRIP_ENABLE", "GRIP_TYPE", "WINCH_TYPE", "SIM_GRPS_ENABLE", "SIM_GRPS_PIN"}
-# SITL-only helpers: absent on a real autopilot, which is fine
-OPTIONAL_PREFIXES = ("SIM_",)
-# Groups that only appear once their enable parameter is set and the vehicle rebooted
-ENABLED_BY = {"GRIP_": "GRIP_ENABLE", "WINCH_": "WINCH_TYPE"}
-
 EventSink = Callable[[DeliveryEvent], Awaitable[None] | None]
-# SYSTEM_TIME pairs the autopilot's time_boot_ms with its UTC: events are dated in vehicle time
-FLIGHT_STREAMS = {**STREAMS, mavlink.MAVLINK_MSG_ID_SYSTEM_TIME: 1}
 
 
 def fence_depth(plan: FlightPlan) -> Callable[[float, float], float | None] | None:
@@ -79,7 +69,7 @@ def _sitl_extras(plan: FlightPlan) -> dict[str, float]:
     return {"SIM_GRPS_ENABLE": 1, "SIM_GRPS_PIN": plan.airframe.gripper_servo}
 
 
-class DeliveryFlight:
+class DeliveryFlight(Preflight):
     """One delivery on one vehicle. `await run()` returns the report; `await abort()` from elsewhere."""
 
     def __init__(self, plan: FlightPlan, connection: "str | MavLink", *, sysid: int | None = None,
@@ -248,19 +238,7 @@ class DeliveryFlight:
         await self._emit(DeliveryEvent("uploaded", message="mission, fence and rally uploaded and verified",
                                        data={"mission": len(plan.mission), "fence": len(plan.fence), "rally": len(plan.rally)}))
         self._stage("grabbing the parcel")
-        self.texts.clear()
-        try:
-            await v.command(commands.gripper(release=False))
-        except CommandError as e:
-            raise CommandError(f"gripper did not grab: {e}") from None
-        # AP_Gripper_Servo takes ~0.5 s to close and says so; taking off before that leaves the parcel
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 5.0
-        while not any("load grabbed" in t.lower() for t in self.texts):
-            if loop.time() > end:
-                raise CommandError("gripper acknowledged the grab but never reported 'Gripper load grabbed': "
-                                   "check GRIP_* parameters and the servo output", field="gripper")
-            await asyncio.sleep(0.05)
+        await self._grab(v)
         self._stage("GUIDED, arming")
         self.monitor.expect_mode("GUIDED")
         await v.command(commands.set_mode("GUIDED"))
@@ -268,65 +246,7 @@ class DeliveryFlight:
         self._energy_start_wh = v.state.energy_consumed_wh
         self.energy_log.start(v.state.energy_consumed_wh)
         self._battery_start_pct = v.state.battery_pct
-        self._stage("starting the mission")
-        # MISSION_START from GUIDED-armed starts AUTO without needing AUTO_OPTIONS for ground starts
-        await v.command(commands.mission_start())
-
-    def _check_battery(self, v: Vehicle) -> None:
-        """Refuse to start a flight the battery on board cannot finish with its reserve."""
-        mon, s = self.monitor, v.state
-        have = mon.remaining_wh()
-        if have is None:
-            return  # no battery telemetry: the preflight energy check stands alone
-        need = mon.needed_wh() + mon.spec.reserve_wh
-        if have < need:
-            raise GroundctlError(
-                f"battery holds {have:.0f} Wh usable ({s.battery_pct:.0f} %), the flight needs {need:.0f} Wh "
-                f"including the reserve: charge or swap the battery", field="battery")
-
-    async def _arm(self, v: Vehicle) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 60.0
-        while True:
-            try:
-                await v.command(commands.arm(), tries=3)
-                return
-            except CommandError as e:
-                # pre-arm checks settle a few seconds after the EKF is ready: try again, then give up
-                if loop.time() > end:
-                    said = "; ".join(t for t in self.texts if "arm" in t.lower())[-300:]
-                    raise CommandError(f"vehicle refused to arm: {e}" + (f" (it said: {said})" if said else "")) from None
-                await asyncio.sleep(2.0)
-
-    async def _apply_params(self, v: Vehicle, wanted: dict[str, float]) -> None:
-        for round_ in range(4):
-            current = await v.read_params(list(wanted))
-            changed = {n: val for n, val in wanted.items() if n in current and not same_value(val, current[n])}
-            missing = [n for n in wanted if n not in current]
-            if changed:
-                self._stage(f"setting {', '.join(sorted(changed))}")
-                await v.set_params(changed)
-            need_reboot = [n for n in changed if n in REBOOT_PARAMS]
-            waiting_on_enable = [n for n in missing if any(n.startswith(p) and ENABLED_BY[p] in changed for p in ENABLED_BY)]
-            if need_reboot or waiting_on_enable:
-                await self._reboot(v, need_reboot)
-                continue
-            hard_missing = [n for n in missing if not n.startswith(OPTIONAL_PREFIXES)]
-            if hard_missing:
-                raise TransferError(f"vehicle has no parameter {', '.join(hard_missing)}", field="params")
-            return
-        raise TransferError("parameters still changing after 4 reboots", field="params")
-
-    async def _reboot(self, v: Vehicle, why: list[str]) -> None:
-        self._stage(f"rebooting the autopilot so {', '.join(why) or 'new parameters'} take effect")
-        try:
-            await v.command(commands.reboot(), tries=2)
-        except CommandError:
-            pass  # the ack can be lost as the link closes
-        await asyncio.sleep(2.0)
-        await v.wait_heartbeat(60.0)
-        await v.request_streams(FLIGHT_STREAMS)
-        await v.wait_ready(self.ready_timeout_s)
+        await self._start_mission(v)
 
     async def _watch(self, v: Vehicle) -> DeliveryReport:
         loop = asyncio.get_running_loop()
@@ -355,6 +275,13 @@ class DeliveryFlight:
                 if self.on_progress:
                     self.on_progress(self._progress(v))  # the last word: landed, nothing to go
                 break
+            st = v.state
+            if (mon.phase == "preflight" and mon.armed_seen and not st.armed and st.last_heartbeat is not None
+                    and st.last_heartbeat > start):
+                # armed, never climbed, now disarmed: nothing will fly or land, the parcel is at the hub
+                await self._emit(DeliveryEvent("failed", message="the vehicle disarmed on the ground without "
+                                                                 "taking off: the parcel is still at the hub"))
+                return self._report("failed")
             silent = mon.link_lost_since
             if mon.link_lost and silent is not None and now - silent > self.lost_timeout_s and mon.airborne:
                 return await self._lost(now, f"no heartbeat for {now - silent:.0f} s")

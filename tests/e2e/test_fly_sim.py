@@ -2,10 +2,12 @@
 that does not import groundctl), including the faults an operator has to survive."""
 
 import asyncio
+from collections import deque
 import json
 import subprocess
 
 import pytest
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from groundctl.core.geo import geodesic_distance_m
 from groundctl.runtime.fly import DeliveryFlight
@@ -53,6 +55,40 @@ def test_upload_verified_under_20_percent_loss(make_plan):
     r = fly(plan, "--loss", "0.2", "--seed", "7")
     assert "uploaded" in kinds(r), kinds(r)
     assert r.outcome == "delivered", [(e.kind, e.message) for e in r.events]
+
+
+def test_a_start_that_comes_after_the_disarm_delay_arms_again_and_flies(make_plan):
+    """The first four MISSION_STARTs are lost: the one that arrives comes four retries (4 s wall, 80 s of
+    vehicle time at speed-up 20) after arming, long past Copter's 10 s DISARM_DELAY, and finds the vehicle
+    disarmed on the pad. Before, the flight then waited for a landing that could never come."""
+    plan = make_plan(zone="lab-south")
+    stages = []
+    lose = f"{mavlink.MAV_CMD_MISSION_START}:4"
+    with start_sim(sim_args(plan, "--lose-command", lose)) as (proc, urls):
+        flight = DeliveryFlight(plan, urls[0], on_stage=stages.append)
+        flight.texts = deque(maxlen=10_000)  # every STATUSTEXT of the flight, not the last 20 it keeps
+        r = run(flight.run())
+    # what the simulator did: armed, disarmed by itself on the ground, armed again, and flew
+    said = [t for t in flight.texts if t in ("Arming motors", "Disarming motors")]
+    assert said[:3] == ["Arming motors", "Disarming motors", "Arming motors"], said
+    assert any("disarmed on the ground before taking off" in s for s in stages), stages
+    assert r.outcome == "delivered" and r.parcel == "delivered", [(e.kind, e.message) for e in r.events]
+    assert kinds(r).count("armed") == 1  # one flight, one armed event for the recipient's timeline
+
+
+def test_a_reboot_request_that_is_lost_is_asked_again_until_the_autopilot_restarts(make_plan):
+    """Both tries of the first reboot request are lost: GRIP_ENABLE is written but has no backend until a
+    reboot, so a flight that took the reboot on trust had a gripper that acknowledged grabs and did
+    nothing. The flight sees the clock did not start again, asks again, and delivers."""
+    plan = make_plan(zone="lab-south", method="gripper")
+    stages = []
+    lose = f"{mavlink.MAV_CMD_PREFLIGHT_REBOOT_SHUTDOWN}:2"
+    with start_sim(sim_args(plan, "--lose-command", lose)) as (proc, urls):
+        flight = DeliveryFlight(plan, urls[0], on_stage=stages.append)
+        r = run(flight.run())
+    assert "the autopilot did not reboot: asking again" in stages, stages
+    # the simulator's gripper backend exists only after a reboot: a parcel released at the zone proves it
+    assert r.outcome == "delivered" and r.parcel == "delivered", [(e.kind, e.message) for e in r.events]
 
 
 def test_link_cut_mid_flight(make_plan):
