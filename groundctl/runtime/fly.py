@@ -20,7 +20,7 @@ from groundctl.protocol.energy_log import EnergyLog
 from groundctl.runtime.events import DeliveryEvent, DeliveryReport, Progress, utcnow
 from groundctl.protocol.command import Command
 from groundctl.runtime.link import MavLink
-from groundctl.runtime.preflight import FLIGHT_STREAMS, Preflight
+from groundctl.runtime.before_takeoff import FLIGHT_STREAMS, BeforeTakeoff
 from groundctl.runtime.vehicle import Vehicle
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _sitl_extras(plan: FlightPlan) -> dict[str, float]:
     return {"SIM_GRPS_ENABLE": 1, "SIM_GRPS_PIN": plan.airframe.gripper_servo}
 
 
-class DeliveryFlight(Preflight):
+class DeliveryFlight(BeforeTakeoff):
     """One delivery on one vehicle. `await run()` returns the report; `await abort()` from elsewhere."""
 
     def __init__(self, plan: FlightPlan, connection: "str | MavLink", *, sysid: int | None = None,

@@ -32,7 +32,7 @@ BOOT_COUNT = "STAT_BOOTCNT"  # AP_Stats: one more at every boot of any ArduPilot
 FLIGHT_STREAMS = {**STREAMS, mavlink.MAVLINK_MSG_ID_SYSTEM_TIME: 1}
 
 
-class Preflight:
+class BeforeTakeoff:
     async def _start_mission(self, v: Vehicle, attempts: int = 3) -> None:
         """MISSION_START, and see the vehicle leave the ground before the watch takes over.
 
