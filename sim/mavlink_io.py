@@ -44,6 +44,15 @@ class MavlinkIO:
             return True
         return self.opts.loss > 0 and self.rng.random() < self.opts.loss
 
+    def command_lost(self, msg) -> bool:
+        """--lose-command: the first N commands of an id never arrive (the sender's retry does)."""
+        if msg.get_type() not in ("COMMAND_LONG", "COMMAND_INT"):
+            return False
+        left = self.opts.lose_command.get(msg.command, 0)
+        if left > 0:
+            self.opts.lose_command[msg.command] = left - 1
+        return left > 0
+
     def cut_active(self) -> bool:
         c = self.opts.cut_after_takeoff
         if c is None or self.takeoff_time is None:
@@ -110,6 +119,8 @@ class MavlinkIO:
             return
         # addressed to another component of this system (camera, gimbal...): not ours
         if getattr(msg, "target_component", 0) not in (0, 1):
+            return
+        if self.command_lost(msg):
             return
         h = getattr(self, "_h_" + t, None)
         if h is not None:
@@ -266,15 +277,7 @@ class MavlinkIO:
         if h is not None:
             self.tgt = (n, e, h)
 
-    def _lost_command(self, cmd: int) -> bool:
-        left = self.opts.lose_command.get(cmd, 0)
-        if left > 0:
-            self.opts.lose_command[cmd] = left - 1
-        return left > 0
-
     def _h_COMMAND_LONG(self, link, msg):
-        if self._lost_command(msg.command):
-            return
         p = [msg.param1, msg.param2, msg.param3, msg.param4, msg.param5, msg.param6, msg.param7]
         frame = M.MAV_FRAME_GLOBAL_RELATIVE_ALT if msg.command == M.MAV_CMD_NAV_TAKEOFF else M.MAV_FRAME_GLOBAL
         x = int(p[4] * 1e7) if msg.command in (M.MAV_CMD_DO_REPOSITION, M.MAV_CMD_DO_SET_HOME) else p[4]
@@ -283,8 +286,6 @@ class MavlinkIO:
         self._ack(link, msg, msg.command, res)
 
     def _h_COMMAND_INT(self, link, msg):
-        if self._lost_command(msg.command):
-            return
         res = self.command(msg.command, [msg.param1, msg.param2, msg.param3, msg.param4],
                            msg.x, msg.y, msg.z, msg.frame, link, msg)
         self._ack(link, msg, msg.command, res)
